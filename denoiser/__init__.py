@@ -1,0 +1,48 @@
+"""denoiser: train small text-to-image diffusion models with Keras 3, and understand every line.
+
+Public API (imported on first use, so `denoiser --help` starts instantly):
+    ModelConfig, RunConfig, ConfigError   configuration (config.py)
+    build_unet                            the denoising U-Net (model.py)
+    add_noise, training_noise_levels,
+    sampling_noise_levels                 the noise schedule (schedule.py)
+    Sampler, dynamic_threshold            the DDIM-like sampler with guidance (sampler.py)
+    Dataset, load_dataset                 training data (data.py)
+    train, resolve_config                 training runs and presets (training.py, presets.py)
+    load_model, generate                  checkpoints and sampling from them (serialization.py, generation.py)
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "ConfigError": "config",
+    "ModelConfig": "config",
+    "RunConfig": "config",
+    "build_unet": "model",
+    "add_noise": "schedule",
+    "sampling_noise_levels": "schedule",
+    "training_noise_levels": "schedule",
+    "Sampler": "sampler",
+    "dynamic_threshold": "sampler",
+    "Dataset": "data",
+    "load_dataset": "data",
+    "train": "training",
+    "resolve_config": "presets",
+    "load_model": "serialization",
+    "generate": "generation",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'denoiser' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

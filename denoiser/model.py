@@ -1,0 +1,109 @@
+"""The denoising U-Net: given a noisy image, its noise level and a condition, predict the clean image.
+
+    inputs:  noisy_images (B, H, W, C)  in about [-1, 1] plus noise
+             noise_level  (B, 1)        s in (0, 1); 0 is clean, 1 is pure noise
+             condition    (B, 1) int    class id, 0 = "no condition"        (condition="class")
+                          (B, D) float  e.g. a CLIP embedding, 0 = "none"   (condition="vector")
+                          (B, T, D)     e.g. CLIP token states              (condition="sequence")
+    output:  x0_hat       (B, H, W, C)  the predicted clean image (float32)
+
+The noise level and the pooled condition are summed into one embedding that modulates every
+residual block; cross-attention layers additionally let pixels attend to the condition's tokens.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from .config import ModelConfig
+from .layers import CrossAttention, ResidualBlock, SelfAttention, SinusoidalEmbedding
+
+
+def embedding_width(config: ModelConfig) -> int:
+    """Width of the noise/condition embedding and of the condition tokens."""
+    return 4 * config.base_width
+
+
+def build_unet(config: ModelConfig, name: str = "denoiser_unet") -> keras.Model:
+    """Build the U-Net described by `config` as a functional Keras model."""
+    width = embedding_width(config)
+    noisy_images = keras.Input((config.image_size, config.image_size, config.channels), name="noisy_images")
+    noise_level = keras.Input((1,), name="noise_level")
+
+    embedding = SinusoidalEmbedding(config.noise_embedding_dim, config.noise_embedding_max_frequency, name="noise_sinusoids")(noise_level)
+    embedding = layers.Dense(width, activation="silu", name="noise_mlp_1")(embedding)
+    embedding = layers.Dense(width, name="noise_mlp_2")(embedding)
+
+    inputs = [noisy_images, noise_level]
+    context = None
+    if config.conditional:
+        condition, context = _condition_tokens(config, width)
+        inputs.append(condition)
+        pooled = layers.GlobalAveragePooling1D(name="condition_pool")(context)
+        embedding = layers.Add(name="embedding")([embedding, layers.Dense(width, name="condition_mlp")(pooled)])
+
+    def attend(x, level, tag):
+        if config.self_attention[level]:
+            x = SelfAttention(config.attention_heads, config.norm_groups, name=f"{tag}_self_attention")(x)
+        if config.cross_attention[level]:
+            x = CrossAttention(config.attention_heads, config.norm_groups, name=f"{tag}_cross_attention")([x, context])
+        return x
+
+    def block(x, level, tag):
+        x = ResidualBlock(config.widths[level], config.norm_groups, config.dropout, name=f"{tag}_residual")([x, embedding])
+        return attend(x, level, tag)
+
+    x = layers.Conv2D(config.widths[0], 3, padding="same", name="stem")(noisy_images)
+    skips = []
+    bottleneck = config.num_levels - 1
+    for level in range(bottleneck):
+        for b in range(config.blocks_per_level):
+            x = block(x, level, f"down{level}_{b}")
+            skips.append(x)
+        x = layers.AveragePooling2D(2, name=f"downsample{level}")(x)
+
+    for b in range(config.blocks_per_level):
+        x = block(x, bottleneck, f"middle_{b}")
+
+    for level in reversed(range(bottleneck)):
+        x = layers.UpSampling2D(2, interpolation="nearest", name=f"upsample{level}")(x)
+        for b in range(config.blocks_per_level):
+            x = layers.Concatenate(name=f"up{level}_{b}_skip")([x, skips.pop()])
+            x = block(x, level, f"up{level}_{b}")
+
+    x = layers.GroupNormalization(config.norm_groups, name="out_norm")(x)
+    x = layers.Activation("silu", name="out_silu")(x)
+    x0_hat = layers.Conv2D(config.channels, 3, padding="same", kernel_initializer="zeros", dtype="float32", name="x0_hat")(x)
+    return keras.Model(inputs, x0_hat, name=name)
+
+
+def _condition_tokens(config: ModelConfig, width: int):
+    """The condition input and its tokens (B, T, width) for cross-attention and pooling."""
+    if config.condition == "class":
+        condition = keras.Input((1,), dtype="int32", name="condition")
+        tokens = layers.Embedding(config.num_classes + 1, width, name="class_embedding")(condition)
+    elif config.condition == "vector":
+        condition = keras.Input((config.condition_dim,), name="condition")
+        tokens = layers.Reshape((1, config.condition_dim), name="vector_as_token")(condition)
+        tokens = layers.Dense(width, name="condition_projection")(tokens)
+    else:
+        condition = keras.Input((config.condition_tokens, config.condition_dim), name="condition")
+        tokens = layers.Dense(width, name="condition_projection")(condition)
+    return condition, tokens
+
+
+def describe_inputs(model: keras.Model) -> dict:
+    """Read image size, channels and condition kind back from a built or loaded model."""
+    image_input = model.inputs[0]
+    info = {"image_size": image_input.shape[1], "channels": image_input.shape[3], "condition": "none"}
+    if len(model.inputs) == 3:
+        condition = model.inputs[2]
+        if "int" in str(condition.dtype):
+            info["condition"] = "class"
+            info["num_classes"] = model.get_layer("class_embedding").input_dim - 1
+        elif len(condition.shape) == 2:
+            info.update(condition="vector", condition_dim=condition.shape[1])
+        else:
+            info.update(condition="sequence", condition_tokens=condition.shape[1], condition_dim=condition.shape[2])
+    return info

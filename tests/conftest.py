@@ -1,0 +1,33 @@
+"""Test set-up: an isolated Keras home with the shared Fashion-MNIST copy, and quiet TensorFlow.
+
+Keras reads KERAS_HOME once, when it is first imported, so it is set here, before any test module
+imports keras. Every test session gets its own temporary home: nothing is written to ~/.keras and
+the shared data stays read-only.
+"""
+
+import atexit
+import os
+import shutil
+import tempfile
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SHARED_FASHION_MNIST = os.path.join(
+    os.path.dirname(__file__), "..", "..", "shared", "data", "keras", "datasets", "fashion-mnist"
+)
+
+_keras_home = tempfile.mkdtemp(prefix="denoiser-keras-home-")
+atexit.register(shutil.rmtree, _keras_home, ignore_errors=True)
+os.environ["KERAS_HOME"] = _keras_home
+if os.path.isdir(SHARED_FASHION_MNIST):
+    shutil.copytree(SHARED_FASHION_MNIST, os.path.join(_keras_home, "datasets", "fashion-mnist"))
+
+
+@pytest.fixture
+def fashion_mnist_home():
+    """The Keras home holding Fashion-MNIST; skips the test where the shared copy is missing."""
+    if not os.path.isdir(os.path.join(_keras_home, "datasets", "fashion-mnist")):
+        pytest.skip(f"the shared Fashion-MNIST copy is missing (looked in {os.path.abspath(SHARED_FASHION_MNIST)})")
+    return _keras_home

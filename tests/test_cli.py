@@ -1,0 +1,105 @@
+"""The `denoiser` command line: train, sample, clear one-line errors."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from denoiser.cli import main
+from denoiser.training import RunDirectory
+
+TINY_SETS = [
+    "model.base_width=8", "model.width_multipliers=[1, 2]", "model.blocks_per_level=1",
+    "model.self_attention=[false, true]", "model.cross_attention=[false, true]", "model.attention_heads=2",
+    "model.norm_groups=4", "data.num_images=128", "train.batch_size=16", "sample.steps=2", "sample.columns=2",
+]
+
+
+def tiny_train_args(run_dir, epochs=1):
+    args = ["train", "--preset", "shapes", "--run-dir", str(run_dir), "--epochs", str(epochs), "--steps-per-epoch", "2"]
+    for text in TINY_SETS:
+        args += ["--set", text]
+    return args
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("cli-run")
+    assert main(tiny_train_args(run_dir)) == 0
+    return run_dir
+
+
+def run_console_script(*args):
+    """Run the installed `denoiser` command as a user would."""
+    command = shutil.which("denoiser") or os.path.join(os.path.dirname(sys.executable), "denoiser")
+    return subprocess.run([command, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_train_writes_a_run_directory(trained_run):
+    assert RunDirectory(trained_run).finished_epochs() == [1]
+    assert os.path.isfile(os.path.join(trained_run, "samples", "epoch-0001.png"))
+
+
+def test_sample_writes_png_and_npz_of_requested_size(trained_run, tmp_path):
+    out, npz = tmp_path / "grid.png", tmp_path / "grid.npz"
+    code = main(["sample", "--checkpoint", str(trained_run), "--label", "2", "--label", "red circle", "--num", "3",
+                 "--steps", "2", "--out", str(out), "--npz", str(npz)])
+    assert code == 0
+    assert Image.open(out).size[0] > 0
+    data = np.load(npz)
+    assert data["images"].shape == (6, 24, 24, 3) and data["images"].dtype == np.uint8
+    assert data["labels"].tolist() == [2, 2, 2, 1, 1, 1]
+
+
+def test_sample_from_a_checkpoint_file_is_reproducible(trained_run, tmp_path):
+    checkpoint = os.path.join(trained_run, "checkpoints", "epoch-0001.keras")
+    arrays = []
+    for name in ("a", "b"):
+        npz = tmp_path / f"{name}.npz"
+        assert main(["sample", "--checkpoint", checkpoint, "--num", "2", "--steps", "2", "--seed", "7",
+                     "--out", str(tmp_path / f"{name}.png"), "--npz", str(npz)]) == 0
+        arrays.append(np.load(npz)["images"])
+    np.testing.assert_array_equal(arrays[0], arrays[1])
+
+
+def test_unknown_label_is_one_clear_line(trained_run, tmp_path, capsys):
+    assert main(["sample", "--checkpoint", str(trained_run), "--label", "unicorn", "--out", str(tmp_path / "x.png")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "unicorn" in error and "red circle" in error and len(error.splitlines()) == 1
+
+
+def test_truncated_checkpoint_gives_a_clear_error(trained_run, tmp_path, capsys):
+    broken = tmp_path / "broken.keras"
+    data = open(os.path.join(trained_run, "checkpoints", "latest.keras"), "rb").read()
+    broken.write_bytes(data[: len(data) // 2])
+    assert main(["sample", "--checkpoint", str(broken), "--out", str(tmp_path / "x.png")]) == 2
+    error = capsys.readouterr().err
+    assert "truncated" in error and "Traceback" not in error
+
+
+def test_bad_config_exits_nonzero_with_a_message_not_a_traceback(tmp_path):
+    result = run_console_script("train", "--preset", "shapes", "--run-dir", str(tmp_path), "--set", "model.base_width=-4")
+    assert result.returncode == 2
+    assert "model" in result.stderr and "base_width" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "config.yaml")  # nothing was written
+
+
+def test_bad_yaml_config_file(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text("model:\n  widths: [1, 2\n")
+    assert main(["train", "--config", str(config), "--run-dir", str(tmp_path / "run")]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_help_texts_document_every_option():
+    train_help = run_console_script("train", "--help").stdout
+    for option in ("--preset", "--config", "--run-dir", "--epochs", "--steps-per-epoch", "--set", "shapes"):
+        assert option in train_help
+    sample_help = run_console_script("sample", "--help").stdout
+    for option in ("--checkpoint", "--label", "--num", "--steps", "--guidance", "--seed", "--out", "--npz"):
+        assert option in sample_help

@@ -1,0 +1,87 @@
+"""The data sets and the tf.data pipeline: ranges, shapes, label dropout, clear errors."""
+
+import numpy as np
+import pytest
+
+from denoiser.config import ModelConfig
+from denoiser.data import Dataset, DataError, check_fits_model, load_dataset, training_pipeline
+from denoiser.schedule import MAX_LEVEL, MIN_LEVEL
+
+
+def toy_dataset(count=256, size=8, channels=1, classes=4):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (count, size, size, channels), dtype=np.uint8)
+    return Dataset(images, rng.integers(1, classes + 1, count).astype("int32"), tuple(f"c{i}" for i in range(classes)))
+
+
+def first_batches(pipeline, count):
+    return [tuple(np.asarray(t) for t in (*inputs, target)) for inputs, target in pipeline.take(count)]
+
+
+def test_pipeline_shapes_ranges_and_noising():
+    """Targets are the images scaled to [-1, 1]; inputs lie on the line between them and the noise."""
+    dataset = toy_dataset()
+    (x_t, levels, conditions, x0), = first_batches(training_pipeline(dataset, batch_size=32), 1)
+    assert x_t.shape == x0.shape == (32, 8, 8, 1)
+    assert levels.shape == (32, 1) and conditions.shape == (32, 1)
+    assert x0.min() >= -1.0 and x0.max() <= 1.0
+    assert set(np.round((x0 + 1) * 127.5).ravel()) <= set(range(256))  # exact uint8 scaling
+    assert levels.min() >= MIN_LEVEL and levels.max() <= MAX_LEVEL
+    noise = (x_t - (1 - levels[:, :, None, None]) * x0) / levels[:, :, None, None]
+    assert abs(noise.std() - 1.0) < 0.1 and abs(noise.mean()) < 0.1
+
+
+def test_label_dropout_rate_and_zero_id():
+    """About 15% of conditions become 0 ("no condition"); the rest keep their real class ids."""
+    dataset = toy_dataset(count=4096)
+    batches = first_batches(training_pipeline(dataset, batch_size=512, label_dropout=0.15), 8)
+    conditions = np.concatenate([c for _, _, c, _ in batches]).ravel()
+    assert 0.12 < np.mean(conditions == 0) < 0.18
+    assert set(conditions) <= set(range(5))
+    none_dropped = first_batches(training_pipeline(dataset, batch_size=512, label_dropout=0.0), 2)
+    assert all((c > 0).all() for _, _, c, _ in none_dropped)
+
+
+def test_vector_conditions_are_dropped_to_zero_vectors():
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (1024, 8, 8, 3), dtype=np.uint8)
+    vectors = rng.normal(size=(1024, 6)).astype("float32") + 5.0  # never zero by chance
+    (_, _, conditions, _), = first_batches(training_pipeline(Dataset(images, vectors), 1024, label_dropout=0.3), 1)
+    zero_rows = np.all(conditions == 0, axis=1)
+    assert 0.25 < zero_rows.mean() < 0.35
+    assert np.all(conditions[~zero_rows] > 0)
+
+
+def test_each_epoch_sees_new_order_and_new_noise():
+    pipeline = training_pipeline(toy_dataset(), batch_size=256)
+    (first, *_), = first_batches(pipeline, 1)
+    (second, *_), = first_batches(pipeline, 1)
+    assert not np.allclose(first, second)
+
+
+def test_fashion_mnist_from_keras_cache(fashion_mnist_home):
+    """The real loader reads the shared copy; ids start at 1 because 0 means "no condition"."""
+    dataset = load_dataset("fashion_mnist", num_images=1000)
+    assert dataset.images.shape == (1000, 28, 28, 1) and dataset.images.dtype == np.uint8
+    assert dataset.conditions.min() == 1 and dataset.conditions.max() == 10
+    assert dataset.class_names[0] == "T-shirt/top"
+
+
+def test_shapes_dataset_needs_no_download():
+    dataset = load_dataset("shapes", num_images=64, image_size=24)
+    assert dataset.images.shape == (64, 24, 24, 3)
+    assert dataset.conditions.min() >= 1 and dataset.conditions.max() <= len(dataset.class_names)
+
+
+def test_mismatched_data_and_model_are_explained():
+    dataset = toy_dataset(size=8, classes=4)
+    with pytest.raises(DataError, match="image_size"):
+        check_fits_model(dataset, ModelConfig(image_size=16, base_width=8, width_multipliers=[1], self_attention=[False],
+                                              cross_attention=[False]))
+    with pytest.raises(DataError, match="num_classes"):
+        check_fits_model(dataset, ModelConfig(image_size=8, base_width=8, width_multipliers=[1], self_attention=[False],
+                                              cross_attention=[False], num_classes=2))
+    with pytest.raises(DataError, match="Unknown dataset"):
+        load_dataset("imagenet")
+    with pytest.raises(DataError, match="fewer than one batch"):
+        training_pipeline(toy_dataset(count=10), batch_size=32)

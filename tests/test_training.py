@@ -1,0 +1,150 @@
+"""Training runs: run directory contents, resume after an interruption, extension, refusals, EMA."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from denoiser import load_model, resolve_config, train
+from denoiser.config import ConfigError, parse_override
+from denoiser.training import EMAAdam, RunDirectory, read_log
+
+TINY = [
+    "model.base_width=8",
+    "model.width_multipliers=[1, 2]",
+    "model.blocks_per_level=1",
+    "model.self_attention=[false, true]",
+    "model.cross_attention=[false, true]",
+    "model.attention_heads=2",
+    "model.norm_groups=4",
+    "data.num_images=256",
+    "train.batch_size=16",
+    "train.steps_per_epoch=3",
+    "train.warmup_steps=2",
+    "sample.steps=2",
+    "sample.columns=2",
+]
+
+
+def tiny_config(*extra, preset="shapes"):
+    return resolve_config(preset, overrides=[parse_override(text) for text in [*TINY, *extra]])
+
+
+def test_two_epochs_leave_checkpoints_samples_log_and_config(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    model = train(tiny_config("train.epochs=2"), run.path, verbose=0)
+    assert run.finished_epochs() == [1, 2]
+    assert os.path.isfile(run.latest)
+    assert sorted(os.listdir(run.samples)) == ["epoch-0001.png", "epoch-0002.png"]
+    assert [row["epoch"] for row in read_log(run.log_path)] == ["1", "2"]
+    assert float(read_log(run.log_path)[0]["images_per_second"]) > 0
+    assert run.read_config()["train"]["epochs"] == 2
+    assert not [name for name in os.listdir(run.checkpoints) if name.startswith(".tmp")]  # no leftovers
+    assert model.optimizer.iterations.numpy() == 6
+
+
+def test_interrupted_run_resumes_after_last_finished_epoch(tmp_path):
+    """A crash in epoch 2 loses only epoch 2; rerunning continues there with the optimizer state."""
+    config = tiny_config("train.epochs=3")
+
+    class CrashInSecondEpoch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.model.optimizer.iterations.numpy()) == 4:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path, callbacks=[CrashInSecondEpoch()], verbose=0)
+    run = RunDirectory(tmp_path)
+    assert run.finished_epochs() == [1]
+
+    started = []
+
+    class RecordStart(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            started.append((epoch, int(self.model.optimizer.iterations.numpy())))
+
+    train(config, tmp_path, callbacks=[RecordStart()], verbose=0)
+    assert started[0] == (1, 3)  # epoch index 1 (the second epoch), after the 3 steps of epoch 1
+    assert run.finished_epochs() == [1, 2, 3]
+
+
+def test_more_epochs_extend_a_finished_run(tmp_path):
+    train(tiny_config("train.epochs=1"), tmp_path, verbose=0)
+    model = train(tiny_config("train.epochs=2"), tmp_path, verbose=0)
+    assert RunDirectory(tmp_path).finished_epochs() == [1, 2]
+    assert model.optimizer.iterations.numpy() == 6
+
+
+def test_a_different_model_in_the_same_run_dir_is_refused(tmp_path):
+    train(tiny_config("train.epochs=1"), tmp_path, verbose=0)
+    with pytest.raises(ConfigError, match=r"model\.base_width: 8 -> 16"):
+        train(tiny_config("train.epochs=2", "model.base_width=16"), tmp_path, verbose=0)
+    assert RunDirectory(tmp_path).finished_epochs() == [1]  # nothing was touched
+
+
+def test_checkpoint_holds_averaged_weights_for_sampling(tmp_path):
+    train(tiny_config("train.epochs=1", "train.ema_decay=0.9", "train.learning_rate=0.01"), tmp_path, verbose=0)
+    raw = load_model(RunDirectory(tmp_path).latest)
+    averaged = load_model(RunDirectory(tmp_path).latest, ema=True)
+    differences = [np.abs(a - b).max() for a, b in zip(raw.get_weights(), averaged.get_weights())]
+    assert max(differences) > 0
+
+
+def test_ema_decay_warms_up():
+    """Early in training the average follows the weights closely instead of clinging to the start."""
+    variable = keras.Variable(np.zeros(3, "float32"))
+    optimizer = EMAAdam(learning_rate=0.1, use_ema=True, ema_momentum=0.999)
+    optimizer.build([variable])
+    for _ in range(20):
+        optimizer.apply([np.ones(3, "float32")], [variable])
+    average = optimizer._model_variables_moving_average[0].numpy()
+    weights = variable.numpy()
+    # The weights walked to about -2; Keras's fixed 0.999 decay would leave the average near -0.1.
+    assert np.all(weights < -1.5)
+    assert np.all(np.abs(average) < np.abs(weights))  # an average lags behind ...
+    assert np.all(np.abs(average) > 0.4 * np.abs(weights))  # ... but not by much, thanks to the warm-up
+
+
+def test_mixed_precision_checkpoint_loads_and_runs(tmp_path):
+    config = tiny_config("train.epochs=1", "train.mixed_precision=true")
+    train(config, tmp_path, verbose=0)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    model = load_model(RunDirectory(tmp_path).latest, ema=True)
+    size = config.model.image_size
+    output = model([np.zeros((2, size, size, 3), "float32"), np.full((2, 1), 0.5, "float32"), np.ones((2, 1), "int32")])
+    assert output.shape == (2, size, size, 3) and np.all(np.isfinite(output))
+
+
+def test_mirrored_strategy_on_two_cpu_devices(tmp_path):
+    """`train.distribute=mirrored` trains across devices; two logical CPUs stand in for two GPUs."""
+    script = textwrap.dedent(
+        f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from denoiser import resolve_config, train
+        from denoiser.config import parse_override
+        from denoiser.training import make_strategy
+        assert make_strategy("mirrored").num_replicas_in_sync == 2
+        overrides = {TINY!r} + ["train.epochs=1", "train.distribute=mirrored"]
+        train(resolve_config("shapes", overrides=[parse_override(o) for o in overrides]), {str(tmp_path)!r}, verbose=0)
+        print("OK")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OK" in result.stdout
+    assert RunDirectory(tmp_path).finished_epochs() == [1]
+
+
+def test_bad_override_names_the_key():
+    with pytest.raises(ConfigError, match="train.epochs"):
+        tiny_config("train.epochs=-1")
+    with pytest.raises(ConfigError, match="model.base_widht"):
+        tiny_config("model.base_widht=3")
+    with pytest.raises(ConfigError, match="section.key"):
+        parse_override("epochs=3")
