@@ -40,8 +40,10 @@ PRESETS: dict[str, dict] = {
         "sample": {"columns": 4},
     },
     # The offline quick start: small coloured shapes, a small network, a few minutes on a laptop CPU.
+    # Uniform noise levels (instead of the seed's, which favour nearly clean images) teach the overall
+    # outline early: after 6 short epochs the shapes are recognisable, with the seed's choice they are blobs.
     "shapes": {
-        "data": {"dataset": "shapes", "num_images": 12000, "shuffle_buffer": 12000},
+        "data": {"dataset": "shapes", "num_images": 12000, "shuffle_buffer": 12000, "noise_distribution": "uniform"},
         "model": {
             "image_size": 24,
             "channels": 3,

@@ -1,0 +1,112 @@
+"""Training and sampling speed of each preset's model on this machine.
+
+    python benchmarks/speed.py                       # every preset
+    python benchmarks/speed.py fashion_mnist shapes  # some presets
+    python benchmarks/speed.py --train-steps 50 --out benchmarks/results/speed.json
+
+Speed does not depend on what the images show, so the images are random pixels of the preset's
+shape and class count (nothing is downloaded). Training runs the real pipeline and `model.fit`
+step with EMA; the first steps (graph tracing) are not timed. Sampling runs the preset's sampler
+(steps and guidance) on one batch of 64 images after a warm-up call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import keras
+import numpy as np
+
+from denoiser import Sampler, build_unet, resolve_config
+from denoiser.data import Dataset, training_pipeline
+from denoiser.presets import preset_names
+from denoiser.training import make_optimizer
+
+
+def random_dataset(config, count: int) -> Dataset:
+    rng = np.random.default_rng(0)
+    shape = (count, config.model.image_size, config.model.image_size, config.model.channels)
+    labels = rng.integers(1, config.model.num_classes + 1, count)
+    return Dataset(rng.integers(0, 256, shape, dtype=np.uint8), labels)
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Wall time of the batches after the first `skip` (which include tracing)."""
+
+    def __init__(self, skip: int):
+        super().__init__()
+        self.skip, self.times = skip, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter())
+
+    def seconds_per_step(self) -> float:
+        timed = self.times[self.skip:]
+        return (timed[-1] - timed[0]) / (len(timed) - 1)
+
+
+def training_speed(config, steps: int, warmup: int = 3) -> float:
+    keras.utils.set_random_seed(0)
+    model = build_unet(config.model)
+    model.compile(optimizer=make_optimizer(config), loss="mean_absolute_error")
+    batch = config.train.batch_size
+    pipeline = training_pipeline(random_dataset(config, batch * 8), batch, repeat=True)
+    timer = StepTimer(skip=warmup)
+    model.fit(pipeline, epochs=1, steps_per_epoch=steps + warmup + 1, verbose=0, callbacks=[timer])
+    return batch / timer.seconds_per_step(), model
+
+
+def sampling_speed(model, config, num_images: int = 64) -> float:
+    sampler = Sampler(model, steps=config.sample.steps, guidance=config.sample.guidance)
+    labels = np.arange(num_images) % config.model.num_classes + 1
+    sampler.sample(labels[:num_images], seed=0)  # trace
+    start = time.perf_counter()
+    sampler.sample(labels, seed=1)
+    return num_images / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("presets", nargs="*", default=preset_names())
+    parser.add_argument("--train-steps", type=int, default=30, help="timed training steps per preset")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "speed.json"))
+    args = parser.parse_args(argv)
+
+    rows = []
+    for name in args.presets:
+        config = resolve_config(name)
+        train_rate, model = training_speed(config, args.train_steps)
+        sample_rate = sampling_speed(model, config)
+        rows.append({
+            "preset": name,
+            "parameters": model.count_params(),
+            "image_shape": [config.model.image_size, config.model.image_size, config.model.channels],
+            "batch_size": config.train.batch_size,
+            "training_images_per_second": round(train_rate, 1),
+            "sampling_steps": config.sample.steps,
+            "guidance": config.sample.guidance,
+            "sampling_images_per_second": round(sample_rate, 2),
+        })
+        print(f"{name}: {rows[-1]}", file=sys.stderr)
+
+    header = f"{'preset':<14}{'params':>10}{'batch':>7}{'train img/s':>13}{'steps':>7}{'sample img/s':>14}"
+    print(header)
+    for row in rows:
+        print(f"{row['preset']:<14}{row['parameters']:>10,}{row['batch_size']:>7}{row['training_images_per_second']:>13.1f}"
+              f"{row['sampling_steps']:>7}{row['sampling_images_per_second']:>14.2f}")
+
+    machine = {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+               "keras": keras.__version__, "backend": keras.backend.backend()}
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as file:
+        json.dump({"machine": machine, "train_steps": args.train_steps, "results": rows}, file, indent=2)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
