@@ -28,11 +28,20 @@ from denoiser.presets import preset_names
 from denoiser.training import make_optimizer
 
 
+def random_conditions(config, count: int, seed: int = 0) -> np.ndarray:
+    """Class ids, or random embeddings for text-conditioned presets (speed does not depend on the values)."""
+    rng, model = np.random.default_rng(seed), config.model
+    if model.condition == "vector":
+        return rng.normal(size=(count, model.condition_dim)).astype("float32")
+    if model.condition == "sequence":
+        return rng.normal(size=(count, model.condition_tokens, model.condition_dim)).astype("float32")
+    return rng.integers(1, model.num_classes + 1, count)
+
+
 def random_dataset(config, count: int) -> Dataset:
     rng = np.random.default_rng(0)
     shape = (count, config.model.image_size, config.model.image_size, config.model.channels)
-    labels = rng.integers(1, config.model.num_classes + 1, count)
-    return Dataset(rng.integers(0, 256, shape, dtype=np.uint8), labels)
+    return Dataset(rng.integers(0, 256, shape, dtype=np.uint8), random_conditions(config, count))
 
 
 class StepTimer(keras.callbacks.Callback):
@@ -63,10 +72,10 @@ def training_speed(config, steps: int, warmup: int = 3) -> float:
 
 def sampling_speed(model, config, num_images: int = 64) -> float:
     sampler = Sampler(model, steps=config.sample.steps, guidance=config.sample.guidance)
-    labels = np.arange(num_images) % config.model.num_classes + 1
-    sampler.sample(labels[:num_images], seed=0)  # trace
+    conditions = random_conditions(config, num_images)
+    sampler.sample(conditions, seed=0)  # trace
     start = time.perf_counter()
-    sampler.sample(labels, seed=1)
+    sampler.sample(conditions, seed=1)
     return num_images / (time.perf_counter() - start)
 
 

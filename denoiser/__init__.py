@@ -6,9 +6,18 @@ Public API (imported on first use, so `denoiser --help` starts instantly):
     add_noise, training_noise_levels,
     sampling_noise_levels                 the noise schedule (schedule.py)
     Sampler, dynamic_threshold            the DDIM-like sampler with guidance (sampler.py)
+    SOLVERS                               its solvers by name: "ddim", "dpmpp_2m" (solvers.py)
+    inpaint, outpaint, image_to_image     editing images with a sampler (editing.py)
+    ProcessRecorder                       a sampler callback that saves a strip or GIF (plotting.py)
     Dataset, load_dataset                 training data (data.py)
     train, resolve_config                 training runs and presets (training.py, presets.py)
     load_model, generate                  checkpoints and sampling from them (serialization.py, generation.py)
+    interpolate, slerp                    strips between two prompts or two noises (generation.py)
+    DEFAULT_ENCODER, load_encoder,
+    encode_texts, embed_captions          text encoders and the embedding cache (text.py)
+    read_captions, load_captioned_dataset,
+    load_array_dataset                    captioned image data sets (captions.py)
+    download_file                         Google Drive downloads with gdown (download.py)
 """
 
 import importlib
@@ -25,12 +34,27 @@ _EXPORTS = {
     "training_noise_levels": "schedule",
     "Sampler": "sampler",
     "dynamic_threshold": "sampler",
+    "SOLVERS": "solvers",
+    "inpaint": "editing",
+    "outpaint": "editing",
+    "image_to_image": "editing",
+    "ProcessRecorder": "plotting",
     "Dataset": "data",
     "load_dataset": "data",
     "train": "training",
     "resolve_config": "presets",
     "load_model": "serialization",
     "generate": "generation",
+    "interpolate": "generation",
+    "slerp": "generation",
+    "DEFAULT_ENCODER": "text",
+    "load_encoder": "text",
+    "encode_texts": "text",
+    "embed_captions": "text",
+    "read_captions": "captions",
+    "load_captioned_dataset": "captions",
+    "load_array_dataset": "captions",
+    "download_file": "download",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,4 @@
-"""The `denoiser` command line: `denoiser train` and `denoiser sample`.
+"""The `denoiser` command line: `denoiser train`, `sample`, `inpaint` and `img2img`.
 
 Errors in what the user gave (a bad config value, a missing or damaged checkpoint) are printed
 as one line and exit with status 2; an interrupted training run exits with 130 and resumes when
@@ -21,7 +21,27 @@ a finished run. The run directory holds config.yaml, checkpoints/, samples/ and 
 
 EPILOG_SAMPLE = """examples:
   denoiser sample --checkpoint runs/shapes --out samples.png
-  denoiser sample --checkpoint runs/fmnist --label Dress --label 8 --num 16 --guidance 3 --out dresses.png --npz dresses.npz"""
+  denoiser sample --checkpoint runs/fmnist --label Dress --label 8 --num 16 --guidance 3 --out dresses.png --npz dresses.npz
+  denoiser sample --checkpoint runs/shapes --solver dpmpp_2m --steps 10 --out fast.png --gif process.gif"""
+
+EPILOG_INPAINT = """masks: white pixels (grey value >= 128) of the --mask file are generated, black ones are kept
+exactly; --mask-box x0,y0,x1,y1 generates that box (pixels of the image; x1 and y1 excluded).
+The image and mask are fitted to the model's square (shorter side resized, centre cut
+out). --grow N outpaints: the model sees the image
+moved N pixels away from --side and fills the band it uncovers; the output is N pixels wider
+(or taller). --resample R repeats every stretch of --jump steps R times in all (RePaint), which
+blends the new part in better at R times the network calls.
+
+examples:
+  denoiser inpaint --checkpoint runs/shapes --image shape.png --mask-box 6,6,18,18 --out filled.png
+  denoiser inpaint --checkpoint runs/fmnist --image shoe.png --mask hole.png --label Sneaker --resample 4 --out shoes.png
+  denoiser inpaint --checkpoint runs/shapes --image shape.png --grow 8 --side left --label 0 --out wider.png"""
+
+EPILOG_IMG2IMG = """The image is noised to level --strength (0 keeps it, near 1 is a fresh sample) and denoised
+with all --steps steps (SDEdit).
+
+examples:
+  denoiser img2img --checkpoint runs/shapes --image shape.png --strength 0.6 --label "red circle" --out redrawn.png"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,17 +70,78 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Generate a grid of images, one row per label, from a checkpoint or a run directory.",
     )
-    sample.add_argument("--checkpoint", required=True, metavar="PATH_OR_RUN_DIR",
-                        help="a .keras checkpoint, or a run directory (uses checkpoints/latest.keras)")
-    sample.add_argument("--label", action="append", default=[], metavar="ID_OR_NAME",
-                        help="class id (1..num_classes, 0 = none) or class name; repeatable (default: every class)")
-    sample.add_argument("--num", type=int, default=8, metavar="N", help="images per label (default: %(default)s)")
-    sample.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the run's sample.steps)")
-    sample.add_argument("--guidance", type=float, metavar="G", help="guidance scale (default: the run's sample.guidance)")
-    sample.add_argument("--seed", type=int, default=0, metavar="S", help="noise seed (default: %(default)s)")
-    sample.add_argument("--out", required=True, metavar="FILE.png", help="where to write the image grid")
+    add_sampling_arguments(sample, images="images", default_num=8)
     sample.add_argument("--npz", metavar="FILE", help="also save `images` (uint8) and `labels` as a NumPy .npz file")
+    sample.add_argument("--prompt", action="append", default=[], metavar="TEXT",
+                        help="a prompt for a text-to-image model, instead of --label; repeatable, one row each")
+    sample.add_argument("--encoder", metavar="SPEC",
+                        help="the text encoder, only for a checkpoint without its run's config.yaml beside it")
+    add_solver_arguments(sample)
+    add_editing_commands(commands)
+    add_text_commands(commands)
     return parser
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser, images: str, default_num: int) -> None:
+    """The options that `sample`, `inpaint` and `img2img` share: which model, what to make, where to."""
+    parser.add_argument("--checkpoint", required=True, metavar="PATH_OR_RUN_DIR",
+                        help="a .keras checkpoint, or a run directory (uses checkpoints/latest.keras)")
+    parser.add_argument("--label", action="append", default=[], metavar="ID_OR_NAME",
+                        help="class id (1..num_classes, 0 = none) or class name; repeatable (default: every class)")
+    parser.add_argument("--num", type=int, default=default_num, metavar="N",
+                        help=f"{images} per label (default: %(default)s)")
+    parser.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the run's sample.steps)")
+    parser.add_argument("--guidance", type=float, metavar="G", help="guidance scale (default: the run's sample.guidance)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="noise seed (default: %(default)s)")
+    parser.add_argument("--out", required=True, metavar="FILE.png", help="where to write the image grid")
+
+
+def add_solver_arguments(parser: argparse.ArgumentParser) -> None:
+    """--solver, and --strip / --gif to see the predictions x0_hat step by step."""
+    from .solvers import SOLVERS
+
+    parser.add_argument("--solver", default="ddim", choices=list(SOLVERS),
+                        help="ddim (first order) or dpmpp_2m (second order, ~10 steps suffice) (default: %(default)s)")
+    parser.add_argument("--strip", metavar="FILE.png", help="also save the prediction x0_hat of every step, a row each")
+    parser.add_argument("--gif", metavar="FILE.gif", help="also save an animated GIF of the predictions x0_hat")
+
+
+def parse_box(text: str) -> tuple[int, int, int, int]:
+    try:
+        x0, y0, x1, y1 = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected four whole numbers x0,y0,x1,y1, got {text!r}") from None
+    return x0, y0, x1, y1
+
+
+def add_editing_commands(commands) -> None:
+    """`denoiser inpaint` (and outpainting with --grow) and `denoiser img2img`."""
+    inpaint = commands.add_parser(
+        "inpaint", help="fill in a masked part of an image, or grow it", epilog=EPILOG_INPAINT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Generate the masked part of an image (RePaint), one row of variants per label.",
+    )
+    img2img = commands.add_parser(
+        "img2img", help="redraw an image from a noised copy (SDEdit)", epilog=EPILOG_IMG2IMG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Noise an image part of the way and denoise it again, one row of variants per label.",
+    )
+    for command in (inpaint, img2img):
+        command.add_argument("--image", required=True, metavar="PATH", help="the input image (PNG, JPEG, ...)")
+        add_sampling_arguments(command, images="variants", default_num=4)
+        add_solver_arguments(command)
+    where = inpaint.add_mutually_exclusive_group(required=True)
+    where.add_argument("--mask", metavar="PATH", help="mask image: white = generate, black = keep")
+    where.add_argument("--mask-box", type=parse_box, metavar="X0,Y0,X1,Y1", help="generate this box of the image")
+    where.add_argument("--grow", type=int, metavar="PIXELS", help="outpaint: add PIXELS rows or columns on --side")
+    inpaint.add_argument("--side", default="right", choices=["left", "right", "top", "bottom"],
+                         help="where --grow adds pixels (default: %(default)s)")
+    inpaint.add_argument("--resample", type=int, default=1, metavar="R",
+                         help="passes over every stretch of --jump steps, RePaint (default: %(default)s)")
+    inpaint.add_argument("--jump", type=int, default=2, metavar="J",
+                         help="levels to go back up between passes (default: %(default)s)")
+    img2img.add_argument("--strength", type=float, default=0.5, metavar="S",
+                         help="starting noise level in (0, 1) (default: %(default)s)")
 
 
 def run_train(args) -> None:
@@ -85,15 +166,173 @@ def run_sample(args) -> None:
     import numpy as np
 
     from .generation import generate
-    from .plotting import save_grid, to_uint8
+    from .plotting import ProcessRecorder, save_grid, to_uint8
 
+    process = ProcessRecorder() if args.strip or args.gif else None
     images, labels, names = generate(args.checkpoint, args.label, args.num, args.steps, args.guidance, args.seed,
-                                     progress=True)
-    save_grid(images, args.out, rows=len(names), row_labels=names if labels.any() else None)
+                                     progress=True, solver=args.solver, callback=process, prompts=args.prompt,
+                                     encoder=args.encoder)
+    if args.prompt:
+        from .text import wrap_label
+
+        names = [wrap_label(prompt) or "(no prompt)" for prompt in names]
+    save_grid(images, args.out, rows=len(names), row_labels=names if labels.any() or args.prompt else None)
     print(f"Wrote {args.out}")
     if args.npz:
         np.savez_compressed(args.npz, images=to_uint8(images), labels=labels)
         print(f"Wrote {args.npz}")
+    save_process(process, args, rows=len(names))
+
+
+def run_edit(args) -> None:
+    """`denoiser inpaint` and `denoiser img2img`: a grid with one row of variants per label."""
+    import numpy as np
+
+    from .editing import box_mask, image_from_file, image_to_image, inpaint, mask_from_file, outpaint
+    from .generation import label_ids, load_sampler
+    from .plotting import ProcessRecorder, save_grid
+
+    if args.num <= 0:
+        raise ValueError(f"The number of variants per label must be positive, got {args.num}.")
+    sampler, config = load_sampler(args.checkpoint, args.steps, args.guidance, args.solver)
+    ids, names = label_ids(args.label, sampler, config)
+    size, channels = sampler.image_shape[0], sampler.image_shape[2]
+    image = image_from_file(args.image, size, channels)
+    process = ProcessRecorder() if args.strip or args.gif else None
+    options = dict(condition=None if ids is None else np.repeat(ids, args.num), num_images=args.num * len(names),
+                   seed=args.seed, callback=process, progress=True)
+    if args.command == "img2img":
+        images = image_to_image(sampler, image, args.strength, **options)
+    elif args.grow is not None:
+        images = outpaint(sampler, image, args.grow, args.side, resample=args.resample, jump=args.jump, **options)
+    else:
+        mask = mask_from_file(args.mask, size) if args.mask else box_mask(args.mask_box, args.image, size)
+        images = inpaint(sampler, image, mask, resample=args.resample, jump=args.jump, **options)
+    save_grid(images, args.out, rows=len(names), row_labels=names if ids is not None else None)
+    print(f"Wrote {args.out}")
+    save_process(process, args, rows=len(names))
+
+
+def save_process(process, args, rows: int) -> None:
+    """Write the --strip and --gif pictures of the recorded predictions, where asked for."""
+    if args.strip:
+        process.save_strip(args.strip)
+        print(f"Wrote {args.strip}")
+    if args.gif:
+        process.save_gif(args.gif, rows=rows)
+        print(f"Wrote {args.gif}")
+
+
+# ================================================================================== text-to-image
+EPILOG_EMBED = """Encoders: open_clip/MODEL/PRETRAINED (default: open_clip/ViT-B-32/laion2b_s34b_b79k),
+open_clip/MODEL/none (random weights, offline) or sentence_transformers/NAME_OR_PATH.
+Without --out the embeddings go beside the captions, named by the encoder, where training finds them.
+A rerun skips finished work and continues an interrupted one.
+
+examples:
+  denoiser embed --captions data/laion64 --encoder open_clip/ViT-B-32/laion2b_s34b_b79k
+  denoiser embed --captions captions.csv --encoder sentence_transformers/all-MiniLM-L6-v2 --out minilm.npy"""
+
+EPILOG_INTERPOLATE = """examples:
+  denoiser interpolate --checkpoint runs/laion64 --from "a red dress" --to "a blue dress" --frames 8 --out dress.png
+  denoiser interpolate --checkpoint runs/laion64 --prompt "a red dress" --seeds 1 2 --out dresses.png"""
+
+EPILOG_DOWNLOAD = """examples:
+  denoiser download https://drive.google.com/file/d/FILE_ID/view --to runs/ --checksum sha256:HEX
+  denoiser download FILE_ID --to data/ --extract"""
+
+
+def add_text_commands(commands) -> None:
+    """`denoiser embed`, `denoiser interpolate` and `denoiser download`."""
+    from .text import DEFAULT_ENCODER
+
+    embed = commands.add_parser(
+        "embed", help="embed the captions of a data set with a text encoder", epilog=EPILOG_EMBED,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Encode captions in batches into a .npy of embeddings (one row per captioned image).",
+    )
+    embed.add_argument("--captions", required=True, metavar="FILE_OR_FOLDER",
+                       help="a captioned image folder, a CSV or parquet table, or a .txt file with one caption per line")
+    embed.add_argument("--encoder", default=DEFAULT_ENCODER, metavar="SPEC",
+                       help="text encoder (default: %(default)s)")
+    embed.add_argument("--out", metavar="FILE.npy", help="where to write the embeddings (default: beside the captions)")
+    embed.add_argument("--tokens", action="store_true",
+                       help="save the token sequences (N, 77, width) for model.condition=sequence (open_clip only)")
+    embed.add_argument("--batch-size", type=int, default=256, metavar="N", help="captions per batch (default: %(default)s)")
+
+    interpolate = commands.add_parser(
+        "interpolate", help="a strip of images moving between two prompts or two noises", epilog=EPILOG_INTERPOLATE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Sample a row of frames from a text-to-image checkpoint: from one prompt to another with the "
+                    "noise fixed, or from one noise to another with the prompt fixed (slerp).",
+    )
+    interpolate.add_argument("--checkpoint", required=True, metavar="PATH_OR_RUN_DIR",
+                             help="a .keras checkpoint, or a run directory (uses checkpoints/latest.keras)")
+    interpolate.add_argument("--from", dest="from_prompt", metavar="PROMPT", help="the first frame's prompt")
+    interpolate.add_argument("--to", dest="to_prompt", metavar="PROMPT", help="the last frame's prompt")
+    interpolate.add_argument("--prompt", metavar="PROMPT", help="the prompt of every frame, with --seeds")
+    interpolate.add_argument("--seeds", type=int, nargs=2, metavar=("A", "B"), help="move from seed A's noise to seed B's")
+    interpolate.add_argument("--frames", type=int, default=8, metavar="N", help="images in the strip (default: %(default)s)")
+    interpolate.add_argument("--seed", type=int, default=0, metavar="S", help="noise seed between prompts (default: %(default)s)")
+    interpolate.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the run's sample.steps)")
+    interpolate.add_argument("--guidance", type=float, metavar="G", help="guidance scale (default: the run's)")
+    interpolate.add_argument("--encoder", metavar="SPEC", help="the text encoder, only for a checkpoint without its run")
+    interpolate.add_argument("--out", required=True, metavar="FILE.png", help="where to write the strip")
+    interpolate.add_argument("--npz", metavar="FILE", help="also save the frames (uint8) as a NumPy .npz file")
+
+    download = commands.add_parser(
+        "download", help="download a checkpoint or data set from Google Drive", epilog=EPILOG_DOWNLOAD,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Download a Google Drive file with gdown; a rerun continues an interrupted download.",
+    )
+    download.add_argument("url_or_id", metavar="URL_OR_ID", help="a Google Drive share link or file id")
+    download.add_argument("--to", default=".", metavar="DIR", help="the folder to download into (default: %(default)s)")
+    download.add_argument("--checksum", metavar="ALGO:HEX", help="verify the file, e.g. sha256:... or md5:...")
+    download.add_argument("--extract", action="store_true", help="unpack a .zip or .tar(.gz) archive into --to")
+
+
+def run_embed(args) -> None:
+    from .captions import caption_embeddings, read_captions
+
+    listing = read_captions(args.captions)
+    print(listing.summary())
+    result = caption_embeddings(listing, args.encoder, out=args.out, tokens=args.tokens, batch_size=args.batch_size)
+    state = "Already up to date" if result.reused else "Wrote"
+    print(f"{state}: {result.path} {tuple(result.array.shape)} ({args.encoder})")
+
+
+def run_interpolate(args) -> None:
+    import textwrap
+
+    import numpy as np
+
+    from .generation import interpolate
+    from .plotting import save_grid, to_uint8
+
+    images = interpolate(args.checkpoint, args.from_prompt, args.to_prompt, args.prompt, args.seeds, args.frames,
+                         args.steps, args.guidance, args.seed, args.encoder, progress=True)
+    def short(prompt, share=1.0):  # about 10 characters fit above each 64-pixel frame
+        return textwrap.shorten(prompt or "(no prompt)", width=max(12, int(10 * args.frames * share) - 4),
+                                placeholder="...")
+
+    if args.seeds:
+        title = f"{short(args.prompt)}: seed {args.seeds[0]} -> {args.seeds[1]}"
+    else:
+        title = f"{short(args.from_prompt, 0.5)} -> {short(args.to_prompt, 0.5)}"
+    save_grid(images, args.out, rows=1, title=title)
+    print(f"Wrote {args.out}")
+    if args.npz:
+        np.savez_compressed(args.npz, images=to_uint8(images))
+        print(f"Wrote {args.npz}")
+
+
+def run_download(args) -> None:
+    from .download import download_file
+
+    print(f"Downloaded {download_file(args.url_or_id, args.to, checksum=args.checksum, extract=args.extract)}")
+
+
+TEXT_COMMANDS = {"embed": run_embed, "interpolate": run_interpolate, "download": run_download}
 
 
 def import_tensorflow_quietly() -> None:
@@ -119,12 +358,14 @@ def main(argv: list[str] | None = None) -> int:
     from .serialization import CheckpointError
 
     try:
-        {"train": run_train, "sample": run_sample}[args.command](args)
+        commands = {"train": run_train, "sample": run_sample, "inpaint": run_edit, "img2img": run_edit, **TEXT_COMMANDS}
+        commands[args.command](args)
     except (ValueError, CheckpointError, OSError) as error:
         print(f"denoiser {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\nInterrupted. Run the same command again to resume after the last finished epoch.", file=sys.stderr)
+        again = "resume after the last finished epoch" if args.command == "train" else "start again"
+        print(f"\nInterrupted. Run the same command again to {again}.", file=sys.stderr)
         return 130
     return 0
 

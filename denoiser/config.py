@@ -165,11 +165,15 @@ def _positive_int(config: ModelConfig, name: str) -> None:
 class DataConfig:
     """Where the training images and their conditions come from, and how they are noised."""
 
-    dataset: str = "fashion_mnist"  # fashion_mnist | mnist | cifar10 | cifar100 | shapes
+    dataset: str = "fashion_mnist"  # fashion_mnist | mnist | cifar10 | cifar100 | shapes | captions | arrays
     num_images: int | None = None  # use only the first N training images (None: all)
     label_dropout: float = 0.15  # share of conditions replaced by "no condition" (for guidance)
     noise_distribution: str = "folded_normal"  # see schedule.training_noise_levels
     shuffle_buffer: int = 60000
+    # Text-conditioned data (see captions.py and text.py):
+    path: str | None = None  # captions: a captioned folder or CSV/parquet table; arrays: the images .npy
+    encoder: str | None = None  # the text encoder of the captions and prompts, e.g. open_clip/ViT-B-32/none
+    embeddings: str | None = None  # a .npy of caption embeddings (default for captions: the cache beside them)
 
     def validate(self) -> None:
         if not 0.0 <= self.label_dropout < 1.0:
@@ -182,6 +186,17 @@ class DataConfig:
             )
         if self.num_images is not None and (not isinstance(self.num_images, int) or self.num_images <= 0):
             raise ConfigError(f"data.num_images must be a positive integer or null, got {self.num_images!r}.")
+        self._validate_text_data()
+
+    def _validate_text_data(self) -> None:
+        """The encoder's name is checked here; that a captioned data set has its files, when it is loaded."""
+        from .text import EncoderError, check_encoder_spec
+
+        if self.encoder is not None:
+            try:
+                check_encoder_spec(self.encoder)
+            except EncoderError as error:
+                raise ConfigError(f"data.encoder: {error}") from None
 
 
 @dataclass
@@ -280,9 +295,22 @@ def _section_from_dict(name: str, values: dict):
     if unknown:
         raise ConfigError(f"Unknown key(s) {[f'{name}.{k}' for k in unknown]}; {name} has {sorted(known)}.")
     try:
-        return section(**values)
+        return section(**_floats_from_text(name, section, values))
     except ConfigError as error:  # say which section of the run config, as the user wrote it
         raise ConfigError(f"In the {name!r} section of the config: {error}") from None
+
+
+def _floats_from_text(name: str, section, values: dict) -> dict:
+    """Read float fields given as text ("1e-3": YAML 1.1 reads exponents without a dot as strings)."""
+    values = dict(values)
+    for field in dataclasses.fields(section):
+        value = values.get(field.name)
+        if isinstance(value, str) and str(field.type).startswith("float"):
+            try:
+                values[field.name] = float(value)
+            except ValueError:
+                raise ConfigError(f"{name}.{field.name} must be a number, got {value!r}.") from None
+    return values
 
 
 def merge(base: dict, overrides: dict) -> dict:

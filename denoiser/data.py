@@ -2,8 +2,9 @@
 
 A data set here is a `Dataset`: uint8 images (N, H, W, C), one condition per image (a class id
 from 1, since 0 means "no condition", or an embedding vector), and class names for the labels.
-`training_pipeline` then builds the `tf.data` pipeline that `model.fit` consumes; everything per
-batch happens in the TensorFlow graph, with no Python in the loop.
+`training_pipeline` then builds the `tf.data` pipeline that `model.fit` consumes. Arrays in memory
+become tensors and everything per batch happens in the TensorFlow graph; arrays in files too big
+for memory (captioned data sets, captions.py) are read a batch of rows at a time.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ KERAS_DATASETS = {
     "cifar10": CIFAR10_CLASSES,
     "cifar100": CIFAR100_CLASSES,
 }
-DATASETS = (*KERAS_DATASETS, "shapes")
+CAPTIONED_DATASETS = ("captions", "arrays")  # text-conditioned data from files: see captions.py
+DATASETS = (*KERAS_DATASETS, "shapes", *CAPTIONED_DATASETS)
 
 
 class DataError(ValueError):
@@ -49,11 +51,18 @@ class DataError(ValueError):
 
 @dataclass
 class Dataset:
-    """Images (N, H, W, C) uint8, conditions (N,) int class ids from 1 or (N, ...) float embeddings."""
+    """Images (N, H, W, C) uint8, conditions (N,) int class ids from 1 or (N, ...) float embeddings.
+
+    captions: one caption per image, for labelling sample grids (text-conditioned data).
+    rows: the indices of the images to train on, for arrays that stay in (memory-mapped) files and
+        hold rows to leave out, e.g. unreadable images; training then reads batches by index.
+    """
 
     images: np.ndarray
     conditions: np.ndarray
     class_names: tuple[str, ...] = ()
+    captions: list[str] | None = None
+    rows: np.ndarray | None = None
 
     def __post_init__(self):
         if self.images.ndim == 3:
@@ -66,7 +75,7 @@ class Dataset:
             raise DataError(f"{len(self.images)} images but {len(self.conditions)} conditions; give one per image.")
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.images) if self.rows is None else len(self.rows)
 
     @property
     def is_class_conditional(self) -> bool:
@@ -75,7 +84,17 @@ class Dataset:
     def take(self, count: int | None) -> "Dataset":
         if count is None:
             return self
-        return Dataset(self.images[:count], self.conditions[:count], self.class_names)
+        if self.rows is not None:
+            return Dataset(self.images, self.conditions, self.class_names, self.captions, self.rows[:count])
+        captions = None if self.captions is None else self.captions[:count]
+        return Dataset(self.images[:count], self.conditions[:count], self.class_names, captions)
+
+    def examples(self, count: int) -> tuple[np.ndarray, list[str]]:
+        """`count` conditions spread evenly over the data set, with their captions (for sample grids)."""
+        rows = np.arange(len(self.images)) if self.rows is None else np.asarray(self.rows)
+        rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(count, len(rows))).round().astype(int))]
+        captions = [self.captions[row] if self.captions is not None else "" for row in rows]
+        return np.asarray(self.conditions[rows]), captions
 
 
 def load_dataset(name: str, split: str = "train", num_images: int | None = None, image_size: int = 24) -> Dataset:
@@ -90,6 +109,11 @@ def load_dataset(name: str, split: str = "train", num_images: int | None = None,
         seed = 0 if split == "train" else 1
         images, labels, _captions = make_shapes(count, image_size=image_size, seed=seed)
         return Dataset(images, labels.astype("int32"), tuple(CLASS_NAMES))
+    if name in CAPTIONED_DATASETS:
+        raise DataError(
+            f"The {name!r} data set is read from files: use denoiser.load_captioned_dataset, or train with "
+            "data.path set (see captions.py)."
+        )
     if name not in KERAS_DATASETS:
         raise DataError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}.")
     import keras
@@ -115,6 +139,15 @@ def check_fits_model(dataset: Dataset, model_config) -> None:
             f"The data's images are {dataset.images.shape[1:]} but the model expects {expected}; "
             "set model.image_size and model.channels to match the data."
         )
+    if model_config.condition in ("vector", "sequence"):
+        expected = (model_config.condition_dim,) if model_config.condition == "vector" else (
+            model_config.condition_tokens, model_config.condition_dim)
+        if dataset.is_class_conditional or dataset.conditions.shape[1:] != expected:
+            raise DataError(
+                f"The model expects conditions of shape {expected} (model.condition={model_config.condition}) but the "
+                f"data's are {dataset.conditions.dtype} {dataset.conditions.shape[1:]}; set model.condition_dim (and "
+                "model.condition_tokens) to the encoder's output."
+            )
     if model_config.condition == "class":
         if not dataset.is_class_conditional:
             raise DataError("The model expects class ids (model.condition=class) but the data holds embeddings.")
@@ -179,11 +212,14 @@ def training_pipeline(
 
     if len(dataset) < batch_size:
         raise DataError(f"The data set has {len(dataset)} images, fewer than one batch of {batch_size}.")
-    images = tf.data.Dataset.from_tensor_slices((dataset.images, dataset.conditions))
-    images = images.shuffle(min(shuffle_buffer, len(dataset)), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        images = images.repeat()
-    batches = images.batch(batch_size, drop_remainder=True)
+    if dataset.rows is None:
+        images = tf.data.Dataset.from_tensor_slices((dataset.images, dataset.conditions))
+        images = images.shuffle(min(shuffle_buffer, len(dataset)), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            images = images.repeat()
+        batches = images.batch(batch_size, drop_remainder=True)
+    else:
+        batches = batches_by_index(dataset, batch_size, seed, repeat)
     # A fresh stream of random seeds every epoch, so each epoch sees new noise.
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     pipeline = tf.data.Dataset.zip(batches, seeds).map(
@@ -192,3 +228,42 @@ def training_pipeline(
         deterministic=True,
     )
     return pipeline.prefetch(tf.data.AUTOTUNE)
+
+
+def batches_by_index(dataset: Dataset, batch_size: int, seed: int = 0, repeat: bool = False):
+    """Batches of (images, conditions) read from (memory-mapped) arrays by shuffled row indices.
+
+    Only the indices live in TensorFlow; each batch's rows are read from the files when needed,
+    so the data set never has to fit in memory.
+    """
+    import tensorflow as tf
+
+    images, conditions = dataset.images, dataset.conditions
+
+    def read(indices):
+        indices = np.sort(indices)  # reading a file front to back is faster; a batch's order does not matter
+        return np.asarray(images[indices]), np.asarray(conditions[indices])
+
+    def read_batch(indices):
+        batch_images, batch_conditions = tf.numpy_function(
+            read, [indices], [tf.uint8, tf.as_dtype(conditions.dtype)], stateful=False
+        )
+        batch_images.set_shape([batch_size, *images.shape[1:]])
+        batch_conditions.set_shape([batch_size, *conditions.shape[1:]])
+        return batch_images, batch_conditions
+
+    order = tf.data.Dataset.from_tensor_slices(np.asarray(dataset.rows, dtype=np.int64))
+    order = order.shuffle(len(dataset), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        order = order.repeat()
+    return order.batch(batch_size, drop_remainder=True).map(read_batch, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def dataset_for_config(config) -> Dataset:
+    """The training data that a run config names: a built-in data set, or captioned images from files."""
+    data = config.data
+    if data.dataset in CAPTIONED_DATASETS:
+        from .captions import dataset_from_config
+
+        return dataset_from_config(config)
+    return load_dataset(data.dataset, num_images=data.num_images, image_size=config.model.image_size)

@@ -20,12 +20,19 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
     os.makedirs(directory, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix or os.path.splitext(path)[1])
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes private files; give the usual permissions
     try:
         yield temporary
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path, text: str) -> None:

@@ -1,4 +1,4 @@
-"""Pictures: sample grids with one labelled row per class or prompt."""
+"""Pictures: sample grids with one labelled row per class or prompt; strips and GIFs of the process."""
 
 from __future__ import annotations
 
@@ -56,3 +56,47 @@ def save_grid(images, path, rows: int, row_labels=None, title: str | None = None
     with atomic_path(path, suffix=".png") as temporary:
         figure.savefig(temporary, dpi=dpi, format="png")
     plt.close(figure)
+
+
+class ProcessRecorder:
+    """Records the prediction x0_hat after every sampler step: pass it as the `callback`.
+
+    >>> process = ProcessRecorder()
+    >>> images = sampler.sample(np.array([1, 2, 3]), seed=0, callback=process)
+    >>> process.save_strip("strip.png")     # one row per step, labelled with its noise level
+    >>> process.save_gif("process.gif")     # one frame per step
+    """
+
+    def __init__(self):
+        self.levels: list[float] = []
+        self.frames: list[np.ndarray] = []
+
+    def __call__(self, step: int, level: float, x0_hat: np.ndarray) -> None:
+        self.levels.append(float(level))
+        self.frames.append(np.array(x0_hat))
+
+    def save_strip(self, path, max_images: int = 8, max_rows: int = 12) -> None:
+        """A PNG grid of the first `max_images` images' predictions, one row per step labelled with its
+        noise level; of many steps, `max_rows` evenly spread ones (always the first and the last)."""
+        if not self.frames:
+            raise ValueError("No steps recorded: pass this recorder as the sampler's callback first.")
+        steps = np.unique(np.linspace(0, len(self.frames) - 1, min(max_rows, len(self.frames))).round().astype(int))
+        rows = np.concatenate([self.frames[step][:max_images] for step in steps])
+        save_grid(rows, path, rows=len(steps), row_labels=[f"s = {self.levels[step]:.3f}" for step in steps])
+
+    def save_gif(self, path, rows: int = 1, pixels_per_cell: int = 64, seconds_per_frame: float = 0.2) -> None:
+        """An animated GIF with one frame per step, every image in `rows` rows; the last frame lingers."""
+        from PIL import Image
+
+        if not self.frames:
+            raise ValueError("No steps recorded: pass this recorder as the sampler's callback first.")
+        pictures = []
+        for frame in self.frames:
+            picture = tile(to_uint8(frame), rows)
+            scale = max(1, -(-pixels_per_cell // frame.shape[1]))  # rounded up
+            picture = Image.fromarray(picture.squeeze(-1) if picture.shape[-1] == 1 else picture)
+            pictures.append(picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST))
+        durations = [round(1000 * seconds_per_frame)] * (len(pictures) - 1) + [1500]
+        with atomic_path(path, suffix=".gif") as temporary:
+            pictures[0].save(temporary, format="GIF", save_all=True, append_images=pictures[1:],
+                             duration=durations, loop=0)

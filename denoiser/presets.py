@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from .config import ConfigError, RunConfig, merge
+from .text import DEFAULT_ENCODER
 
 # The seed's Fashion-MNIST model: base width 64, multipliers (1, 2, 3), 2 blocks per level,
 # attention at the middle level, batch 64, learning rate 3e-4.
@@ -16,6 +17,11 @@ _SEED_UNET = {
     "self_attention": [False, True, False],
     "cross_attention": [False, True, False],
 }
+
+# Text-to-image: the U-Net is conditioned on the pooled CLIP embedding of the caption (512 wide
+# for ViT-B-32). data.path names the captioned folder or table (see captions.py).
+_TEXT_MODEL = {"condition": "vector", "condition_dim": 512}
+_TEXT_DATA = {"dataset": "captions", "encoder": DEFAULT_ENCODER}
 
 PRESETS: dict[str, dict] = {
     "fashion_mnist": {
@@ -56,6 +62,29 @@ PRESETS: dict[str, dict] = {
         },
         "train": {"epochs": 6, "batch_size": 32, "learning_rate": 1e-3, "warmup_steps": 100, "ema_decay": 0.995},
         "sample": {"steps": 20, "guidance": 2.0},
+    },
+    # The seed's LAION model: 64x64, base width 96, multipliers (1, 2, 3, 4), attention at the third level.
+    "laion64": {
+        "data": dict(_TEXT_DATA),
+        "model": {
+            **_TEXT_MODEL,
+            "image_size": 64,
+            "channels": 3,
+            "base_width": 96,
+            "width_multipliers": [1, 2, 3, 4],
+            "blocks_per_level": 2,
+            "self_attention": [False, False, True, False],
+            "cross_attention": [False, False, True, False],
+        },
+        "train": {"epochs": 20, "batch_size": 64, "learning_rate": 3e-4},
+        "sample": {"guidance": 4.0, "columns": 6},
+    },
+    # Your own captioned folder or table at 32x32: a small network that trains on a laptop or Colab.
+    "captions": {
+        "data": dict(_TEXT_DATA),
+        "model": {**_SEED_UNET, **_TEXT_MODEL, "image_size": 32, "channels": 3},
+        "train": {"epochs": 20, "batch_size": 64, "learning_rate": 3e-4},
+        "sample": {"guidance": 3.0},
     },
 }
 

@@ -25,6 +25,20 @@ def add_noise(images, noise, noise_level):
     return (1.0 - noise_level) * images + noise_level * noise
 
 
+def renoise(noisy_images, noise, noise_level, higher_level):
+    """Add fresh noise to images at `noise_level` so they are at `higher_level`, as if noised there directly.
+
+    From `x_a = (1 - a) x + a eps` this gives `x_b = (1 - b) x + b eps'` with
+    `x_b = ((1 - b) / (1 - a)) x_a + sqrt(b^2 - ((1 - b) a / (1 - a))^2) noise`: the image part
+    shrinks to (1 - b) and the noise variances add up to b^2. Used by RePaint's jumps back.
+    """
+    if not 0.0 <= noise_level <= higher_level <= 1.0 or noise_level == 1.0:
+        raise ValueError(f"renoise goes up from a level in [0, 1) to a higher one; got {noise_level} -> {higher_level}.")
+    scale = (1.0 - higher_level) / (1.0 - noise_level)
+    spread = np.sqrt(max(higher_level**2 - (scale * noise_level) ** 2, 0.0))
+    return scale * noisy_images + spread * noise
+
+
 def training_noise_levels(uniform, distribution: str = "folded_normal"):
     """Turn uniform draws u ~ U(0, 1) into training noise levels in [MIN_LEVEL, MAX_LEVEL].
 
@@ -68,3 +82,24 @@ def sampling_noise_levels(steps: int, max_level: float = 0.95, power: float = 3.
     levels = 1.0 - t ** (1.0 / power)
     levels[-1] = 0.0
     return levels.astype("float32")
+
+
+def log_snr_noise_levels(steps: int, max_level: float = 0.95, min_level: float = 0.002) -> np.ndarray:
+    """`steps + 1` levels evenly spaced in lambda = log((1 - s) / s) from `max_level` to `min_level`, then 0.
+
+    Multistep solvers (DPM-Solver++) work in lambda, so even steps there suit them. Unlike the
+    power grid, the first steps from pure noise are not huge: with 10 steps the power grid jumps
+    from 0.95 to 0.54 at once, this one to 0.87. The last step goes from `min_level` to 0. A
+    `min_level` above `max_level / 10` is lowered to it (for image-to-image from low levels).
+    """
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}.")
+    if not 0.0 < max_level < 1.0:
+        raise ValueError(f"max_level must be in (0, 1) for even steps in log signal-to-noise ratio, got {max_level!r}.")
+    min_level = min(min_level, max_level / 10.0)
+    lambdas = np.linspace(np.log((1.0 - max_level) / max_level), np.log((1.0 - min_level) / min_level), int(steps))
+    levels = np.append(1.0 / (1.0 + np.exp(lambdas)), 0.0)
+    return levels.astype("float32")
+
+
+SPACINGS = {"power": sampling_noise_levels, "log_snr": log_snr_noise_levels}

@@ -27,7 +27,7 @@ import yaml
 from keras import ops
 
 from .config import ConfigError, RunConfig, config_differences
-from .data import Dataset, check_fits_model, load_dataset, training_pipeline
+from .data import Dataset, check_fits_model, dataset_for_config, training_pipeline
 from .files import atomic_path, write_text
 from .model import build_unet
 from .plotting import save_grid
@@ -37,6 +37,8 @@ from .serialization import CheckpointError, copy_ema_weights, load_model
 PACKAGE = "denoiser"
 # Sections whose change makes an existing run directory a different run (the rest may change on resume).
 IDENTITY_SECTIONS = ("data", "model")
+# Where the data lies may change (e.g. copied to a faster disk), what it is may not.
+RELOCATABLE_KEYS = ("data.path", "data.embeddings")
 
 
 # ================================================================================== optimizer
@@ -132,6 +134,7 @@ class RunDirectory:
         differences = config_differences(
             {k: saved.get(k, {}) for k in IDENTITY_SECTIONS}, {k: new[k] for k in IDENTITY_SECTIONS}
         )
+        differences = [d for d in differences if not d.startswith(tuple(f"{key}:" for key in RELOCATABLE_KEYS))]
         if differences:
             raise ConfigError(
                 f"The run directory {self.path} holds a run with a different configuration: "
@@ -164,11 +167,12 @@ class CheckpointCallback(keras.callbacks.Callback):
 class SampleGridCallback(keras.callbacks.Callback):
     """After every epoch: sample a grid from the same noise with the averaged weights."""
 
-    def __init__(self, run: RunDirectory, config: RunConfig, class_names=()):
+    def __init__(self, run: RunDirectory, config: RunConfig, class_names=(), dataset: Dataset | None = None):
         super().__init__()
         self.run = run
         self.config = config
         self.class_names = class_names
+        self.dataset = dataset
         self.sampler = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -178,7 +182,7 @@ class SampleGridCallback(keras.callbacks.Callback):
             self.sampler = Sampler(sampling_model, steps=sample.steps, guidance=sample.guidance,
                                    threshold_percentile=sample.threshold_percentile)
         copy_ema_weights(self.model, into=self.sampler.model)
-        conditions, row_labels = grid_conditions(self.config, self.class_names)
+        conditions, row_labels = grid_conditions(self.config, self.class_names, dataset=self.dataset)
         columns = self.config.sample.columns
         images = self.sampler.sample(
             condition=None if conditions is None else np.repeat(conditions, columns, axis=0),
@@ -190,8 +194,17 @@ class SampleGridCallback(keras.callbacks.Callback):
         save_grid(images, self.run.sample_grid(epoch + 1), rows=len(row_labels), row_labels=row_labels, title=title)
 
 
-def grid_conditions(config: RunConfig, class_names=(), max_rows: int = 10):
-    """The conditions of the sample grid's rows and their labels: up to `max_rows` classes, evenly spread."""
+def grid_conditions(config: RunConfig, class_names=(), max_rows: int = 10, dataset: Dataset | None = None):
+    """The conditions of the sample grid's rows and their labels: up to `max_rows` classes, evenly spread.
+
+    A text-conditioned model gets 4 rows of captions from the data set, a model without classes 4 rows
+    from the empty condition.
+    """
+    if config.model.condition in ("vector", "sequence") and dataset is not None:
+        from .text import wrap_label
+
+        conditions, captions = dataset.examples(4)
+        return conditions, [wrap_label(caption) for caption in captions]
     if config.model.condition != "class":
         return None, [""] * min(max_rows, 4)
     count = config.model.num_classes
@@ -312,7 +325,7 @@ def train(
         return load_model(run.latest, ema=True)
 
     if dataset is None:
-        dataset = load_dataset(config.data.dataset, num_images=config.data.num_images, image_size=config.model.image_size)
+        dataset = dataset_for_config(config)
     check_fits_model(dataset, config.model)
     repeat = config.train.steps_per_epoch is not None
     batches = training_pipeline(
@@ -343,9 +356,10 @@ def train(
             verbose=verbose,
             shuffle=False,  # the pipeline shuffles
             callbacks=[
+                # Checkpoint and log first: an epoch's training is kept even if drawing its samples fails.
                 CheckpointCallback(run, keep=config.train.keep_checkpoints),
-                SampleGridCallback(run, config, dataset.class_names or class_names_for(config)),
                 CSVLogCallback(run.log_path, config.train.batch_size),
+                SampleGridCallback(run, config, dataset.class_names or class_names_for(config), dataset),
                 *callbacks,
             ],
         )

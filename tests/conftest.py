@@ -31,3 +31,51 @@ def fashion_mnist_home():
     if not os.path.isdir(os.path.join(_keras_home, "datasets", "fashion-mnist")):
         pytest.skip(f"the shared Fashion-MNIST copy is missing (looked in {os.path.abspath(SHARED_FASHION_MNIST)})")
     return _keras_home
+
+
+def write_captioned_folder(root, count: int = 12, size: int = 20, seed: int = 0):
+    """A small data set in img2dataset's layout (00000/000000000.jpg + .txt), drawn from the shapes data set.
+
+    Besides `count` captioned images it holds one image without a caption and one truncated JPEG
+    (with a caption). Returns the captions of the readable images in file order.
+    """
+    import io
+
+    from PIL import Image
+
+    from denoiser.shapes import make_shapes
+
+    images, _, captions = make_shapes(count + 2, image_size=size, seed=seed)
+    readable = []
+    for index, (image, caption) in enumerate(zip(images, captions)):
+        folder = os.path.join(root, f"{index // 5:05d}")
+        os.makedirs(folder, exist_ok=True)
+        stem = os.path.join(folder, f"{index:09d}")
+        picture = Image.fromarray(image).resize((size + 10, size))  # not square: tests the centre crop
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=95)
+        data = buffer.getvalue()
+        if index == 1:  # a corrupt JPEG, cut in half
+            data = data[: len(data) // 2]
+        with open(stem + ".jpg", "wb") as handle:
+            handle.write(data)
+        if index == 2:  # an image without a caption
+            continue
+        with open(stem + ".txt", "w") as handle:
+            handle.write(caption)
+        if index != 1:
+            readable.append(caption)
+    return readable
+
+
+@pytest.fixture
+def captioned_folder(tmp_path):
+    """A captioned folder (see `write_captioned_folder`) and the captions of its readable images."""
+    root = tmp_path / "captioned"
+    return str(root), write_captioned_folder(str(root))
+
+
+@pytest.fixture(scope="session")
+def captioned_folder_writer():
+    """`write_captioned_folder`, for fixtures with a wider scope than one test."""
+    return write_captioned_folder

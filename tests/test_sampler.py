@@ -75,7 +75,8 @@ def test_callback_sees_every_step_with_its_noise_level_and_prediction(class_mode
     np.testing.assert_allclose(seen[-1][2], final, atol=1e-6)  # the last step lands on x0_hat
 
 
-def test_one_network_call_per_step_even_with_guidance(class_model):
+@pytest.mark.parametrize("solver", ["ddim", "dpmpp_2m"])
+def test_one_network_call_per_step_even_with_guidance(class_model, solver):
     calls = []
 
     class Counting(keras.Model):
@@ -85,7 +86,7 @@ def test_one_network_call_per_step_even_with_guidance(class_model):
 
     counting = Counting()
     counting.inputs = class_model.inputs  # describe_inputs reads the input signature
-    sampler = Sampler(class_model, steps=5, guidance=2.0)
+    sampler = Sampler(class_model, steps=5, guidance=2.0, solver=solver)
     sampler.model = counting
     sampler.sample(np.array([1, 2, 3]), seed=0)
     # Traced once into a graph: the Python call happens at trace time only, with cond + uncond stacked.

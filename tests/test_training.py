@@ -148,3 +148,10 @@ def test_bad_override_names_the_key():
         tiny_config("model.base_widht=3")
     with pytest.raises(ConfigError, match="section.key"):
         parse_override("epochs=3")
+    with pytest.raises(ConfigError, match="train.learning_rate must be a number"):
+        tiny_config("train.learning_rate=fast")
+
+
+def test_exponents_without_a_dot_are_numbers():
+    """YAML 1.1 reads 1e-3 as a string; a float field takes it as the number it means."""
+    assert tiny_config("train.learning_rate=1e-3").train.learning_rate == pytest.approx(0.001)

@@ -1,0 +1,91 @@
+"""Files from Google Drive through gdown: published checkpoints and prepared data sets.
+
+    denoiser download https://drive.google.com/file/d/FILE_ID/view --to runs/ --checksum sha256:HEX
+    denoiser download FILE_ID --to data/ --extract          # unpack a .zip / .tar.gz data set
+
+gdown keeps the file's name from Drive, writes to a temporary file that it renames when complete,
+and continues an interrupted download; a file that is already there is not fetched again. With a
+checksum the file is verified, and a file that does not match is deleted rather than used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+DRIVE_ID = re.compile(r"^[A-Za-z0-9_-]{20,}$")
+DRIVE_URL_ID = re.compile(r"(?:/file/d/|/d/|[?&]id=)([A-Za-z0-9_-]{20,})")
+ARCHIVE_ENDINGS = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz")
+
+
+class DownloadError(OSError):
+    """A download failed or its file does not match its checksum; the message says what to do."""
+
+
+def drive_file_id(url_or_id: str) -> str:
+    """The file id of a Google Drive share link (…/file/d/ID/view, …?id=ID) or of a bare id."""
+    text = url_or_id.strip()
+    if DRIVE_ID.match(text):
+        return text
+    match = DRIVE_URL_ID.search(text)
+    if match is None:
+        raise DownloadError(
+            f"{url_or_id!r} is neither a Google Drive file link (https://drive.google.com/file/d/ID/view) nor a file id."
+        )
+    return match.group(1)
+
+
+def parse_checksum(checksum: str) -> tuple[str, str]:
+    """"sha256:HEX" or "md5:HEX" (a bare hex digest of 64 or 32 digits means sha256 or md5) -> (algorithm, hex)."""
+    algorithm, _, digest = checksum.strip().rpartition(":")
+    algorithm = algorithm.lower() or {64: "sha256", 32: "md5"}.get(len(digest), "")
+    if algorithm not in hashlib.algorithms_guaranteed or not re.fullmatch(r"[0-9a-fA-F]+", digest):
+        raise DownloadError(f"Checksum {checksum!r} must look like sha256:HEX or md5:HEX.")
+    return algorithm, digest.lower()
+
+
+def file_checksum(path: str, algorithm: str = "sha256") -> str:
+    """The hex digest of a file, read in blocks (files may be larger than memory)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_file(url_or_id: str, to: str = ".", checksum: str | None = None, extract: bool = False,
+             quiet: bool = False) -> str:
+    """Download a Google Drive file into the folder `to`; returns its path (or the folder it was unpacked into).
+
+    checksum: "sha256:HEX" or "md5:HEX"; a file that does not match is deleted and an error raised.
+    extract: unpack a .zip or .tar(.gz) archive into `to` after the download.
+    """
+    expected = parse_checksum(checksum) if checksum else None
+    file_id = drive_file_id(url_or_id)
+    try:
+        import gdown
+    except ImportError as error:
+        raise DownloadError(f"gdown is not installed ({error}): pip install gdown") from error
+    os.makedirs(to, exist_ok=True)
+    try:
+        path = gdown.download(id=file_id, output=os.path.join(to, ""), quiet=quiet, resume=True)
+    except Exception as error:  # gdown raises its own errors, requests' and OSErrors
+        raise DownloadError(
+            f"Could not download {url_or_id} ({error}). Is the file shared as 'anyone with the link'? "
+            "Run the same command again to continue an interrupted download."
+        ) from error
+    if not path or not os.path.isfile(path):
+        raise DownloadError(f"Could not download {url_or_id}: is the file shared as 'anyone with the link'?")
+    if expected is not None:
+        algorithm, digest = expected
+        actual = file_checksum(path, algorithm)
+        if actual != digest:
+            os.remove(path)
+            raise DownloadError(
+                f"{path} has {algorithm} {actual}, not {digest}; it was deleted. Download it again, or check the checksum."
+            )
+    if extract and path.lower().endswith(ARCHIVE_ENDINGS):
+        gdown.extractall(path, to=to)
+        return to
+    return path
