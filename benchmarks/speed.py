@@ -8,19 +8,24 @@ Speed does not depend on what the images show, so the images are random pixels o
 shape and class count (nothing is downloaded). Training runs the real pipeline and `model.fit`
 step with EMA; the first steps (graph tracing) are not timed. Sampling runs the preset's sampler
 (steps and guidance) on one batch of 64 images after a warm-up call.
+
+Beside the speeds: the FLOPs per image of a training step and of a sampling step (counted from the
+graph, see flops.py), the FLOP/s they achieve, and that as a share of the FLOP/s of a large float32
+matrix multiply timed in the same run (what the machine can do at best with TensorFlow).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 
 import keras
 import numpy as np
+
+from common import save
+from flops import matmul_flops_per_second, step_flops
 
 from denoiser import Sampler, build_unet, resolve_config
 from denoiser.data import Dataset, training_pipeline
@@ -86,11 +91,16 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "speed.json"))
     args = parser.parse_args(argv)
 
+    matmul = matmul_flops_per_second()
+    print(f"2048x2048 float32 matmul: {matmul / 1e9:.1f} GFLOP/s", file=sys.stderr)
     rows = []
     for name in args.presets:
         config = resolve_config(name)
         train_rate, model = training_speed(config, args.train_steps)
         sample_rate = sampling_speed(model, config)
+        flops = step_flops(model, config)
+        train_flops = train_rate * flops["training_step_flops"]
+        sample_flops = sample_rate * config.sample.steps * flops["sampling_step_flops"]
         rows.append({
             "preset": name,
             "parameters": model.count_params(),
@@ -100,21 +110,24 @@ def main(argv=None):
             "sampling_steps": config.sample.steps,
             "guidance": config.sample.guidance,
             "sampling_images_per_second": round(sample_rate, 2),
+            **flops,
+            "training_flops_per_second": train_flops,
+            "sampling_flops_per_second": sample_flops,
+            "training_share_of_matmul": round(train_flops / matmul, 3),
+            "sampling_share_of_matmul": round(sample_flops / matmul, 3),
         })
         print(f"{name}: {rows[-1]}", file=sys.stderr)
 
-    header = f"{'preset':<14}{'params':>10}{'batch':>7}{'train img/s':>13}{'steps':>7}{'sample img/s':>14}"
+    header = (f"{'preset':<14}{'params':>10}{'batch':>7}{'train img/s':>13}{'steps':>7}{'sample img/s':>14}"
+              f"{'GFLOP/train img':>17}{'GFLOP/sample step':>19}{'train % matmul':>16}{'sample % matmul':>17}")
     print(header)
     for row in rows:
         print(f"{row['preset']:<14}{row['parameters']:>10,}{row['batch_size']:>7}{row['training_images_per_second']:>13.1f}"
-              f"{row['sampling_steps']:>7}{row['sampling_images_per_second']:>14.2f}")
-
-    machine = {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
-               "keras": keras.__version__, "backend": keras.backend.backend()}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as file:
-        json.dump({"machine": machine, "train_steps": args.train_steps, "results": rows}, file, indent=2)
-    print(f"wrote {args.out}")
+              f"{row['sampling_steps']:>7}{row['sampling_images_per_second']:>14.2f}"
+              f"{row['training_step_flops'] / 1e9:>17.3f}{row['sampling_step_flops'] / 1e9:>19.3f}"
+              f"{100 * row['training_share_of_matmul']:>15.1f}%{100 * row['sampling_share_of_matmul']:>16.1f}%")
+    print(f"large matmul (2048x2048 float32): {matmul / 1e9:.1f} GFLOP/s")
+    save(args.out, {"train_steps": args.train_steps, "matmul_flops_per_second": matmul, "results": rows})
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Public API (imported on first use, so `denoiser --help` starts instantly):
     Dataset, load_dataset                 training data (data.py)
     train, resolve_config                 training runs and presets (training.py, presets.py)
     load_model, generate                  checkpoints and sampling from them (serialization.py, generation.py)
+    evaluate                              sample-quality metrics of a checkpoint (evaluation.py, metrics.py)
     interpolate, slerp                    strips between two prompts or two noises (generation.py)
     DEFAULT_ENCODER, load_encoder,
     encode_texts, embed_captions          text encoders and the embedding cache (text.py)
@@ -45,6 +46,7 @@ _EXPORTS = {
     "resolve_config": "presets",
     "load_model": "serialization",
     "generate": "generation",
+    "evaluate": "evaluation",
     "interpolate": "generation",
     "slerp": "generation",
     "DEFAULT_ENCODER": "text",

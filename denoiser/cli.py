@@ -1,4 +1,4 @@
-"""The `denoiser` command line: `denoiser train`, `sample`, `inpaint` and `img2img`.
+"""The `denoiser` command line: `denoiser train`, `sample`, `inpaint`, `img2img` and `evaluate`.
 
 Errors in what the user gave (a bad config value, a missing or damaged checkpoint) are printed
 as one line and exit with status 2; an interrupted training run exits with 130 and resumes when
@@ -44,6 +44,19 @@ examples:
   denoiser img2img --checkpoint runs/shapes --image shape.png --strength 0.6 --label "red circle" --out redrawn.png"""
 
 
+EPILOG_EVALUATE = """Class-conditional models are judged by a small classifier that is trained once on the data
+set's training split and cached (KERAS_HOME/denoiser/classifiers/): conditional accuracy and the
+Frechet distance of its features to the test split, with real training images scored beside them.
+--inception adds FID and KID (InceptionV3, 299x299, against the test split; the ImageNet weights
+download on first use). Text-conditioned models get a CLIP score. Every model gets a memorization
+check: the nearest training images of a few samples, saved side by side as a PNG.
+
+examples:
+  denoiser evaluate --checkpoint runs/fashion_mnist --num 500
+  denoiser evaluate --checkpoint runs/shapes/checkpoints/epoch-0004.keras --steps 10 --solver dpmpp_2m
+  denoiser evaluate --checkpoint runs/cifar10 --inception --num 5000 --out cifar10-fid.json"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .presets import preset_names
 
@@ -78,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the text encoder, only for a checkpoint without its run's config.yaml beside it")
     add_solver_arguments(sample)
     add_editing_commands(commands)
+    add_evaluate_command(commands)
     add_text_commands(commands)
     return parser
 
@@ -142,6 +156,39 @@ def add_editing_commands(commands) -> None:
                          help="levels to go back up between passes (default: %(default)s)")
     img2img.add_argument("--strength", type=float, default=0.5, metavar="S",
                          help="starting noise level in (0, 1) (default: %(default)s)")
+
+
+def add_evaluate_command(commands) -> None:
+    """`denoiser evaluate`: sample quality metrics of a checkpoint, written as JSON."""
+    from .solvers import SOLVERS
+
+    evaluate = commands.add_parser(
+        "evaluate", help="measure the quality of a checkpoint's samples", epilog=EPILOG_EVALUATE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Sample from a checkpoint, score the samples and write the scores as JSON.",
+    )
+    evaluate.add_argument("--checkpoint", required=True, metavar="PATH_OR_RUN_DIR",
+                          help="a .keras checkpoint inside RUN/checkpoints/, or a run directory")
+    evaluate.add_argument("--num", type=int, default=500, metavar="N",
+                          help="samples to generate, classes in turn (default: %(default)s)")
+    evaluate.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the run's sample.steps)")
+    evaluate.add_argument("--guidance", type=float, metavar="G", help="guidance scale (default: the run's)")
+    evaluate.add_argument("--solver", default="ddim", choices=list(SOLVERS), help="sampling solver (default: %(default)s)")
+    evaluate.add_argument("--seed", type=int, default=0, metavar="S", help="noise seed (default: %(default)s)")
+    evaluate.add_argument("--inception", action="store_true", help="also compute FID and KID with InceptionV3")
+    evaluate.add_argument("--nearest", type=int, default=8, metavar="N",
+                          help="samples in the memorization check, 0 = none (default: %(default)s)")
+    evaluate.add_argument("--out", metavar="FILE.json",
+                          help="where to write the results (default: RUN/evaluation/CHECKPOINT.json)")
+
+
+def run_evaluate(args) -> None:
+    from .evaluation import evaluate, summary_lines
+
+    results = evaluate(args.checkpoint, args.num, args.steps, args.guidance, args.solver, args.seed,
+                       inception=args.inception, out=args.out, nearest=args.nearest, progress=True)
+    print("\n".join(summary_lines(results)))
+    print(f"Wrote {results['out']}")
 
 
 def run_train(args) -> None:
@@ -358,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     from .serialization import CheckpointError
 
     try:
-        commands = {"train": run_train, "sample": run_sample, "inpaint": run_edit, "img2img": run_edit, **TEXT_COMMANDS}
+        commands = {"train": run_train, "sample": run_sample, "inpaint": run_edit, "img2img": run_edit,
+                    "evaluate": run_evaluate, **TEXT_COMMANDS}
         commands[args.command](args)
     except (ValueError, CheckpointError, OSError) as error:
         print(f"denoiser {args.command}: error: {error}", file=sys.stderr)

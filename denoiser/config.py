@@ -213,9 +213,11 @@ class TrainConfig:
     mixed_precision: bool = False  # bfloat16 on CPU/TPU, float16 on GPU
     distribute: str = "none"  # none | mirrored | tpu | multi_worker
     seed: int = 0
+    evaluate_every: int = 0  # score samples every N epochs into RUN/evaluation/ (evaluation.py); 0 = off
+    evaluate_num: int = 200  # samples per evaluation
 
     def validate(self) -> None:
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "evaluate_num"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"train.{name} must be a positive integer, got {value!r}.")
@@ -225,6 +227,8 @@ class TrainConfig:
             raise ConfigError(f"train.learning_rate must be positive, got {self.learning_rate!r}.")
         if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             raise ConfigError(f"train.warmup_steps must be a non-negative integer, got {self.warmup_steps!r}.")
+        if not isinstance(self.evaluate_every, int) or self.evaluate_every < 0:
+            raise ConfigError(f"train.evaluate_every must be a non-negative integer (0 = off), got {self.evaluate_every!r}.")
         if not isinstance(self.keep_checkpoints, int) or self.keep_checkpoints < 0:
             raise ConfigError(f"train.keep_checkpoints must be a non-negative integer, got {self.keep_checkpoints!r}.")
         if not 0.0 <= self.ema_decay < 1.0:

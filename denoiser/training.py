@@ -7,6 +7,7 @@ A run directory holds
     checkpoints/latest.keras    a copy of the newest one
     samples/epoch-0001.png ...  a grid from the same fixed noise after each epoch (one row per class)
     log.csv                     loss, learning rate and speed per epoch
+    evaluation/epoch-0002.json  sample-quality scores every `train.evaluate_every` epochs (if set)
 
 Every file is written atomically. Running the same command again resumes after the last
 finished epoch; `--epochs N` extends a finished run.
@@ -258,6 +259,15 @@ def read_log(path: str) -> list[dict]:
 
 
 # ================================================================================== training
+def evaluation_callbacks(run: RunDirectory, config: RunConfig) -> list[keras.callbacks.Callback]:
+    """The evaluation every `train.evaluate_every` epochs (none when 0), into RUN/evaluation/."""
+    if not config.train.evaluate_every:
+        return []
+    from .evaluation import EvaluationCallback
+
+    return [EvaluationCallback(run.path, config, config.train.evaluate_every, config.train.evaluate_num)]
+
+
 def class_names_for(config: RunConfig) -> tuple[str, ...]:
     """Class names of the run's data set, without loading the images."""
     from .data import KERAS_DATASETS
@@ -360,6 +370,7 @@ def train(
                 CheckpointCallback(run, keep=config.train.keep_checkpoints),
                 CSVLogCallback(run.log_path, config.train.batch_size),
                 SampleGridCallback(run, config, dataset.class_names or class_names_for(config), dataset),
+                *evaluation_callbacks(run, config),
                 *callbacks,
             ],
         )

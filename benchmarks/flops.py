@@ -1,0 +1,102 @@
+"""FLOPs of a model's forward pass, counted from its TensorFlow graph, and this machine's matmul FLOP/s.
+
+    python benchmarks/flops.py                 # every preset: forward, training-step and sampling-step FLOPs
+
+A FLOP here is one multiply or one add: a multiply-add counts 2. Counted are the convolutions and the
+matrix products (dense layers, attention's Q.K and weights.V), which hold nearly all the work;
+normalization, activations and other elementwise ops are left out (a few percent). A training step
+costs about 3 forward passes per image (the backward pass needs two products per forward one); a
+guided sampling step costs 2 (the conditional and the unconditional prediction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+
+import numpy as np
+
+
+def op_flops(op) -> int:
+    """FLOPs of one graph op (Conv2D, MatMul, BatchMatMul, Einsum); 0 for the others."""
+    def shape(tensor):
+        return [int(d) for d in tensor.shape]
+
+    if op.type == "Conv2D":
+        kernel_h, kernel_w, inputs, _ = shape(op.inputs[1])
+        return 2 * math.prod(shape(op.outputs[0])) * kernel_h * kernel_w * inputs
+    if op.type == "MatMul":
+        a = shape(op.inputs[0])
+        return 2 * math.prod(shape(op.outputs[0])) * (a[0] if op.get_attr("transpose_a") else a[1])
+    if op.type in ("BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"):
+        a = shape(op.inputs[0])
+        return 2 * math.prod(shape(op.outputs[0])) * (a[-2] if op.get_attr("adj_x") else a[-1])
+    if op.type == "Einsum":  # every index combination is one multiply-add
+        sizes = {}
+        for letters, tensor in zip(op.get_attr("equation").decode().split("->")[0].split(","), op.inputs):
+            sizes.update(zip(letters, shape(tensor)))
+        return 2 * math.prod(sizes.values())
+    return 0
+
+
+def forward_flops(model) -> int:
+    """FLOPs of one forward pass for one image (batch 1), counted on the frozen TensorFlow graph."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    specs = [tf.TensorSpec((1, *input.shape[1:]), input.dtype) for input in model.inputs]
+    function = tf.function(lambda *inputs: model(list(inputs), training=False))
+    graph = convert_variables_to_constants_v2(function.get_concrete_function(*specs)).graph
+    return sum(op_flops(op) for op in graph.get_operations())
+
+
+def matmul_flops_per_second(size: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a large float32 matrix multiply with TensorFlow on this machine (GPU if there is one)."""
+    import tensorflow as tf
+
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+    product = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
+    product(a, b).numpy()  # trace and warm up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        product(a, b).numpy()
+    return 2 * size ** 3 * repeats / (time.perf_counter() - start)
+
+
+def step_flops(model, config) -> dict:
+    """Per image: forward, training step (3 forwards) and sampling step (2 forwards when guided)."""
+    forward = forward_flops(model)
+    guided = config.sample.guidance != 1.0 and config.model.condition != "none"
+    return {"forward_flops": forward, "training_step_flops": 3 * forward,
+            "sampling_step_flops": (2 if guided else 1) * forward}
+
+
+def main(argv=None):
+    from common import save
+
+    from denoiser import build_unet, resolve_config
+    from denoiser.presets import preset_names
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("presets", nargs="*", default=preset_names())
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "flops.json"))
+    args = parser.parse_args(argv)
+    rows = []
+    print(f"{'preset':<14}{'params':>11}{'forward GFLOP':>15}{'train GFLOP':>13}{'sample-step GFLOP':>19}")
+    for name in args.presets:
+        config = resolve_config(name)
+        model = build_unet(config.model)
+        rows.append({"preset": name, "parameters": model.count_params(), **step_flops(model, config)})
+        row = rows[-1]
+        print(f"{name:<14}{row['parameters']:>11,}{row['forward_flops'] / 1e9:>15.3f}"
+              f"{row['training_step_flops'] / 1e9:>13.3f}{row['sampling_step_flops'] / 1e9:>19.3f}", flush=True)
+    matmul = matmul_flops_per_second()
+    print(f"2048x2048 float32 matmul: {matmul / 1e9:.1f} GFLOP/s")
+    save(args.out, {"matmul_flops_per_second": matmul, "results": rows})
+
+
+if __name__ == "__main__":
+    main()

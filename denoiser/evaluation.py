@@ -1,0 +1,254 @@
+"""Evaluate a checkpoint: sample, score the samples (metrics.py), write JSON; the API behind `denoiser evaluate`.
+
+    >>> results = evaluate("runs/fashion_mnist", num=500)     # writes runs/fashion_mnist/evaluation/latest.json
+
+What is measured depends on the model:
+  - class-conditional: the package's classifier (classifier.py) gives the conditional accuracy (share of
+    samples classified as the class asked for) and the Frechet distance of its features between samples
+    and the test split; real training images score the same way beside them, as the floor;
+  - text-conditioned (open_clip encoder): the CLIP score of samples against their captions, and of the real
+    images as the reference;
+  - every model: a memorization check, the nearest training images of a few samples in pixels (and in
+    classifier features), saved side by side as a PNG; held-out test images give the usual distance;
+  - with `inception=True`: FID and KID against the test split (protocol in metrics.py).
+
+During training, `train.evaluate_every: N` runs this every N epochs into RUN/evaluation/epoch-NNNN.json.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import keras
+import numpy as np
+
+from . import metrics
+from .metrics import MetricError
+
+REFERENCE_IMAGES = {"shapes": 2000}  # test images drawn for built-in data sets; Keras ones use the whole split
+
+
+class Evaluation:
+    """The data, classifier and reference features an evaluation compares samples with.
+
+    Built once and reused (the trainer's callback scores every N epochs against the same references).
+    """
+
+    def __init__(self, config, inception: bool = False, progress: bool = False, classifier=None):
+        from .data import dataset_for_config, load_dataset
+
+        self.config, self.progress = config, progress
+        self.train = dataset_for_config(config)
+        self.class_conditional = config.model.condition == "class" and self.train.is_class_conditional
+        name, size = config.data.dataset, config.model.image_size
+        self.test = None
+        if name not in ("captions", "arrays"):
+            self.test = load_dataset(name, "test", num_images=REFERENCE_IMAGES.get(name), image_size=size)
+        self.classifier = classifier
+        if self.class_conditional and classifier is None:
+            from .classifier import load_classifier
+
+            self.classifier = load_classifier(name, size, progress=progress)
+        self.inception = metrics.load_inception() if inception else None
+        if self.inception is not None and self.test is None:
+            raise MetricError(f"FID needs a test split; the {name!r} data set has none. Leave out --inception.")
+        self._test_features = self._inception_test = self._train_features = None
+
+    # ----------------------------------------------------------------------------- samples
+    def conditions(self, num: int, kind: str):
+        """What to sample: classes in turn, captions spread over the data set, or nothing; and the captions."""
+        if kind == "class":
+            return np.arange(num, dtype="int32") % self.config.model.num_classes + 1, None
+        if kind in ("vector", "sequence"):
+            conditions, captions = self.train.examples(num)
+            return conditions, captions
+        return None, None
+
+    def training_images(self, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.arange(len(self.train)) if self.train.rows is None else np.asarray(self.train.rows)
+        rows = np.sort(np.random.default_rng(seed).choice(rows, min(count, len(rows)), replace=False))
+        return self.train.images[rows], np.asarray(self.train.conditions[rows])
+
+    # ----------------------------------------------------------------------------- scores
+    def run(self, sampler, num: int = 500, seed: int = 0, nearest: int = 8, picture: str | None = None) -> dict:
+        """Sample `num` images with `sampler` and score them; `picture` is where the memorization PNG goes."""
+        start = time.perf_counter()
+        kind = sampler.inputs["condition"]
+        conditions, captions = self.conditions(num, kind)
+        samples = sampler.sample(condition=conditions, num_images=num, seed=seed, progress=self.progress)
+        results = {"dataset": self.config.data.dataset, "num_samples": int(num), "steps": sampler.steps,
+                   "guidance": sampler.guidance, "solver": sampler.solver, "seed": seed}
+        real, real_ids = self.training_images(num, seed)
+        if self.class_conditional:
+            results.update(self.classifier_scores(samples, conditions, real, real_ids))
+        if kind in ("vector", "sequence") and str(self.config.data.encoder).startswith("open_clip/"):
+            results["clip_score"] = metrics.clip_score(samples, captions, self.config.data.encoder)
+            real_conditions, real_captions = self.train.examples(num)
+            results["clip_score_real"] = metrics.clip_score(self.real_images_for(real_conditions, num),
+                                                            real_captions, self.config.data.encoder)
+        if self.inception is not None:
+            results.update(self.inception_scores(samples))
+        if nearest:
+            results["memorization"] = self.memorization(samples, nearest, picture)
+        results["seconds"] = round(time.perf_counter() - start, 1)
+        return results
+
+    def real_images_for(self, conditions, count: int) -> np.ndarray:
+        """The training images of `examples(count)` (the ones the captions describe)."""
+        rows = np.arange(len(self.train)) if self.train.rows is None else np.asarray(self.train.rows)
+        rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(count, len(rows))).round().astype(int))]
+        return self.train.images[rows]
+
+    def classifier_scores(self, samples, requested, real, real_ids) -> dict:
+        from .classifier import classifier_features, predict_classes
+
+        accuracy = metrics.conditional_accuracy(predict_classes(self.classifier, samples), requested)
+        names = self.train.class_names
+        if self._test_features is None:
+            self._test_features = classifier_features(self.classifier, self.test.images)
+        sample_features = classifier_features(self.classifier, samples)
+        return {
+            "conditional_accuracy": accuracy["accuracy"],
+            "conditional_accuracy_real": float(np.mean(predict_classes(self.classifier, real) == real_ids)),
+            "per_class_accuracy": {names[c - 1] if c <= len(names) else str(c): value
+                                   for c, value in accuracy["per_class"].items()},
+            "classifier_fd": metrics.frechet_distance(sample_features, self._test_features),
+            "classifier_fd_real": metrics.frechet_distance(classifier_features(self.classifier, real),
+                                                           self._test_features),
+        }
+
+    def inception_scores(self, samples) -> dict:
+        if self._inception_test is None:
+            self._inception_test = metrics.inception_features(self.test.images, self.inception, progress=self.progress)
+        features = metrics.inception_features(samples, self.inception, progress=self.progress)
+        kid, kid_std = metrics.kernel_distance(features, self._inception_test)
+        return {"fid": metrics.frechet_distance(features, self._inception_test), "kid": kid, "kid_std": kid_std,
+                "inception_reference": f"{self.config.data.dataset} test split, {len(self.test)} images"}
+
+    def memorization(self, samples, count: int, picture: str | None) -> dict:
+        """Nearest training images of `count` samples (spread over the batch), in pixels and in features."""
+        from .classifier import as_inputs
+
+        picks = np.unique(np.linspace(0, len(samples) - 1, min(count, len(samples))).round().astype(int))
+        chosen = samples[picks]
+        train_images = self.train.images if self.train.rows is None else self.train.images[self.train.rows]
+        pixel_rows, pixel_distances = metrics.nearest_neighbours(chosen, as_inputs(train_images))
+        result = {"samples": picks.tolist(), "pixel_nearest_rows": pixel_rows.tolist(),
+                  "pixel_distances": np.round(pixel_distances, 3).tolist()}
+        rows = [chosen, as_inputs(train_images[pixel_rows])]
+        labels = ["samples", "nearest (pixels)"]
+        if self.classifier is not None:
+            from .classifier import classifier_features
+
+            if self._train_features is None:
+                self._train_features = classifier_features(self.classifier, train_images)
+            feature_rows, feature_distances = metrics.nearest_neighbours(
+                classifier_features(self.classifier, chosen), self._train_features)
+            result.update(feature_nearest_rows=feature_rows.tolist(),
+                          feature_distances=np.round(feature_distances, 3).tolist())
+            rows.append(as_inputs(train_images[feature_rows]))
+            labels.append("nearest (features)")
+        if self.test is not None:  # how far new, real images are from the training set: the usual distance
+            held_out = as_inputs(self.test.images[:len(picks)])
+            result["test_pixel_distances"] = np.round(metrics.nearest_neighbours(held_out, as_inputs(train_images))[1],
+                                                      3).tolist()
+        if picture:
+            from .plotting import save_grid
+
+            save_grid(np.concatenate(rows), picture, rows=len(rows), row_labels=labels,
+                      title="nearest training images (pixel distance in [-1, 1] units)")
+            result["picture"] = picture
+        return result
+
+
+# ================================================================================== a checkpoint
+def default_output(path) -> str:
+    """RUN/evaluation/<checkpoint name>.json for a checkpoint in a run directory, else beside the checkpoint."""
+    from .generation import find_checkpoint
+
+    checkpoint, _ = find_checkpoint(path)
+    stem = os.path.splitext(os.path.basename(checkpoint))[0]
+    folder = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
+    if not os.path.exists(os.path.join(folder, "config.yaml")):
+        folder = os.path.dirname(os.path.abspath(checkpoint))
+    return os.path.join(folder, "evaluation", f"{stem}.json")
+
+
+def evaluate(path, num: int = 500, steps=None, guidance=None, solver: str = "ddim", seed: int = 0,
+             inception: bool = False, out: str | None = None, nearest: int = 8, progress: bool = False,
+             classifier=None) -> dict:
+    """Evaluate a checkpoint or run directory; writes the results as JSON (and the memorization PNG).
+
+    Returns the results, with `out` (the JSON's path) added.
+    """
+    from .files import write_json
+    from .generation import find_checkpoint, load_sampler
+
+    if num < 2:
+        raise MetricError(f"Evaluation needs at least 2 samples, got --num {num}.")
+    checkpoint, config = find_checkpoint(path)
+    if config is None:
+        raise MetricError(f"{checkpoint} has no run directory with a config.yaml around it, so its data set is "
+                          "unknown; evaluate a run directory or a checkpoint inside RUN/checkpoints/.")
+    out = out or default_output(path)
+    evaluation = Evaluation(config, inception=inception, progress=progress, classifier=classifier)
+    sampler, _ = load_sampler(checkpoint, steps, guidance, solver)
+    results = {"checkpoint": os.path.abspath(checkpoint)}
+    results.update(evaluation.run(sampler, num, seed, nearest, picture=os.path.splitext(out)[0] + "-nearest.png"))
+    write_json(out, results)
+    return {**results, "out": out}
+
+
+def summary_lines(results: dict) -> list[str]:
+    """The results as a few readable lines, each with its reference value where there is one."""
+    lines = [f"{results['num_samples']} samples, {results['steps']} {results['solver']} steps, "
+             f"guidance {results['guidance']:g}"]
+    if "conditional_accuracy" in results:
+        lines.append(f"conditional accuracy  {results['conditional_accuracy']:.3f}"
+                     f"   (real training images: {results['conditional_accuracy_real']:.3f})")
+        lines.append(f"classifier FD         {results['classifier_fd']:.3f}"
+                     f"   (real training images vs test, the floor: {results['classifier_fd_real']:.3f})")
+    if "clip_score" in results:
+        lines.append(f"CLIP score            {results['clip_score']:.2f}   (real images: {results['clip_score_real']:.2f})")
+    if "fid" in results:
+        lines.append(f"FID                   {results['fid']:.2f}   KID {results['kid']:.4f} +- {results['kid_std']:.4f}"
+                     f"   ({results['inception_reference']})")
+    memorization = results.get("memorization")
+    if memorization:
+        line = f"nearest training image, pixels: median {np.median(memorization['pixel_distances']):.2f}"
+        if "test_pixel_distances" in memorization:
+            line += f"   (held-out test images: {np.median(memorization['test_pixel_distances']):.2f})"
+        lines.append(line)
+        if "picture" in memorization:
+            lines.append(f"side by side: {memorization['picture']}")
+    return lines
+
+
+# ================================================================================== during training
+class EvaluationCallback(keras.callbacks.Callback):
+    """Every `every` epochs: evaluate the averaged weights into RUN/evaluation/epoch-NNNN.json."""
+
+    def __init__(self, run_path: str, config, every: int, num: int):
+        super().__init__()
+        self.run_path, self.config, self.every, self.num = run_path, config, every, num
+        self.evaluation = self.sampler = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        from .files import write_json
+        from .sampler import Sampler
+        from .serialization import copy_ema_weights
+
+        if self.sampler is None:
+            sample = self.config.sample
+            self.evaluation = Evaluation(self.config)
+            self.sampler = Sampler(keras.models.clone_model(self.model), steps=sample.steps, guidance=sample.guidance,
+                                   threshold_percentile=sample.threshold_percentile)
+        copy_ema_weights(self.model, into=self.sampler.model)
+        out = os.path.join(self.run_path, "evaluation", f"epoch-{epoch + 1:04d}.json")
+        results = self.evaluation.run(self.sampler, self.num, seed=self.config.sample.seed,
+                                      picture=os.path.splitext(out)[0] + "-nearest.png")
+        write_json(out, {"epoch": epoch + 1, **results})
+        print(f"\nEvaluation after epoch {epoch + 1}: " + "; ".join(summary_lines(results)[1:3]))

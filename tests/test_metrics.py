@@ -1,0 +1,137 @@
+"""Evaluation metrics, the classifier, `denoiser evaluate` and the trainer's evaluation hook."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from denoiser import metrics
+from denoiser.classifier import cache_path, predict_classes, train_classifier
+from denoiser.cli import main
+from denoiser.data import load_dataset
+from denoiser.metrics import MetricError
+
+TINY_SETS = [
+    "model.base_width=8", "model.width_multipliers=[1, 2]", "model.blocks_per_level=1",
+    "model.self_attention=[false, true]", "model.cross_attention=[false, true]", "model.attention_heads=2",
+    "model.norm_groups=4", "data.num_images=128", "train.batch_size=16", "sample.steps=2", "sample.columns=2",
+]
+
+
+def tiny_train_args(run_dir, *extra_sets):
+    args = ["train", "--preset", "shapes", "--run-dir", str(run_dir), "--epochs", "1", "--steps-per-epoch", "2"]
+    for text in (*TINY_SETS, *extra_sets):
+        args += ["--set", text]
+    return args
+
+
+@pytest.fixture(scope="module")
+def shapes_classifier():
+    """A small shapes classifier, put where evaluation looks for the cached one (this session's KERAS_HOME)."""
+    data = load_dataset("shapes", num_images=2000, image_size=24)
+    classifier = train_classifier(data.images, data.conditions, num_classes=8, epochs=5, batch_size=32, width=8)
+    path = cache_path("shapes", 24)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    classifier.save(path)
+    return classifier
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, shapes_classifier):
+    run_dir = tmp_path_factory.mktemp("evaluated-run")
+    assert main(tiny_train_args(run_dir, "train.evaluate_every=1", "train.evaluate_num=16")) == 0
+    return run_dir
+
+
+def gaussian(count, dim=4, shift=0.0, scale=1.0, seed=0):
+    return np.random.default_rng(seed).normal(shift, scale, (count, dim))
+
+
+def test_frechet_distance_is_zero_for_one_distribution_and_grows_with_a_shift():
+    a, b = gaussian(4000, seed=0), gaussian(4000, seed=1)
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    same = metrics.frechet_distance(a, b)
+    shifted = [metrics.frechet_distance(a, gaussian(4000, shift=s, seed=1)) for s in (0.5, 1.0)]
+    assert same < 0.02 < shifted[0] < shifted[1]
+    # Two independent Gaussians: |mu_a - mu_b|^2 + sum (sigma_a - sigma_b)^2 = 4 * 1 + 4 * 1 = 8.
+    assert metrics.frechet_distance(a, gaussian(4000, shift=1.0, scale=2.0, seed=1)) == pytest.approx(8.0, rel=0.05)
+
+
+def test_kid_is_about_zero_for_one_distribution_and_positive_for_another():
+    a, b = gaussian(600, dim=16, seed=0), gaussian(600, dim=16, seed=1)
+    same, _ = metrics.kernel_distance(a, b, subset_size=300, subsets=5)
+    other, _ = metrics.kernel_distance(a, gaussian(600, dim=16, shift=0.5, seed=1), subset_size=300, subsets=5)
+    assert abs(same) < 0.01 < other
+
+
+def test_nearest_neighbours_finds_the_copy():
+    references = np.random.default_rng(0).normal(size=(500, 6, 6, 1))
+    rows, distances = metrics.nearest_neighbours(references[[7, 300]] + 1e-3, references, batch_size=2)
+    assert rows.tolist() == [7, 300] and np.all(distances < 0.01)
+
+
+def test_real_images_are_classified_as_their_class(shapes_classifier):
+    test = load_dataset("shapes", "test", num_images=400, image_size=24)
+    accuracy = metrics.conditional_accuracy(predict_classes(shapes_classifier, test.images), test.conditions)
+    assert accuracy["accuracy"] > 0.6 and set(accuracy["per_class"]) == set(range(1, 9))
+
+
+def test_trainer_evaluates_every_epoch_when_asked(trained_run):
+    results = json.load(open(os.path.join(trained_run, "evaluation", "epoch-0001.json")))
+    assert results["epoch"] == 1 and results["num_samples"] == 16
+    assert 0.0 <= results["conditional_accuracy"] <= 1.0
+
+
+def test_evaluate_writes_json_and_the_memorization_picture(trained_run, tmp_path, capsys):
+    out = tmp_path / "scores.json"
+    assert main(["evaluate", "--checkpoint", str(trained_run), "--num", "24", "--steps", "2", "--nearest", "4",
+                 "--out", str(out)]) == 0
+    results = json.load(open(out))
+    assert results["num_samples"] == 24 and results["steps"] == 2
+    for key in ("conditional_accuracy", "conditional_accuracy_real", "classifier_fd", "classifier_fd_real"):
+        assert np.isfinite(results[key])
+    assert results["conditional_accuracy_real"] > 0.6  # real training images: the floor
+    memorization = results["memorization"]
+    assert len(memorization["pixel_distances"]) == len(memorization["feature_distances"]) == 4
+    assert os.path.getsize(memorization["picture"]) > 0 and memorization["picture"].endswith("-nearest.png")
+    assert "conditional accuracy" in capsys.readouterr().out
+
+
+def test_evaluate_defaults_to_the_run_directory(trained_run):
+    from denoiser.evaluation import default_output
+
+    assert default_output(trained_run) == os.path.join(str(trained_run), "evaluation", "latest.json")
+
+
+def test_missing_inception_weights_say_so_plainly(trained_run, tmp_path, monkeypatch, capsys):
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: [Errno -3] no network")
+
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    with pytest.raises(MetricError, match="InceptionV3 weights are not in the Keras cache"):
+        metrics.load_inception()
+    code = main(["evaluate", "--checkpoint", str(trained_run), "--num", "4", "--steps", "2", "--inception",
+                 "--out", str(tmp_path / "x.json")])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and "InceptionV3 weights are not in the Keras cache" in error and len(error.splitlines()) == 1
+    assert not os.path.exists(tmp_path / "x.json")
+
+
+def test_evaluate_refuses_too_few_samples(trained_run, tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(trained_run), "--num", "1", "--out", str(tmp_path / "x.json")]) == 2
+    assert "at least 2 samples" in capsys.readouterr().err
+
+
+def test_clip_score_is_a_percentage():
+    from denoiser.text import EncoderError, load_encoder
+
+    try:
+        encoder = load_encoder("open_clip/ViT-B-32/none")  # random weights: offline
+    except EncoderError as error:  # open_clip is an optional extra
+        pytest.skip(str(error))
+    images = load_dataset("shapes", num_images=2, image_size=24).images
+    score = metrics.clip_score(images, ["a red circle", "a blue square"], encoder)
+    assert 0.0 <= score <= 100.0
