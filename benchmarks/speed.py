@@ -78,7 +78,8 @@ def training_speed(config, steps: int, warmup: int = 3) -> float:
 def sampling_speed(model, config, num_images: int = 64) -> float:
     sampler = Sampler(model, steps=config.sample.steps, guidance=config.sample.guidance)
     conditions = random_conditions(config, num_images)
-    sampler.sample(conditions, seed=0)  # trace
+    # Trace the compiled step with one call of the timed shape, instead of a whole untimed sampling run.
+    sampler.denoise(sampler.noise(num_images), sampler.noise_levels[0], sampler.prepare_condition(conditions))
     start = time.perf_counter()
     sampler.sample(conditions, seed=1)
     return num_images / (time.perf_counter() - start)

@@ -133,10 +133,11 @@ class Evaluation:
         picks = np.unique(np.linspace(0, len(samples) - 1, min(count, len(samples))).round().astype(int))
         chosen = samples[picks]
         train_images = self.train.images if self.train.rows is None else self.train.images[self.train.rows]
-        pixel_rows, pixel_distances = metrics.nearest_neighbours(chosen, as_inputs(train_images))
+        train_pixels = as_inputs(train_images)
+        pixel_rows, pixel_distances = metrics.nearest_neighbours(chosen, train_pixels)
         result = {"samples": picks.tolist(), "pixel_nearest_rows": pixel_rows.tolist(),
                   "pixel_distances": np.round(pixel_distances, 3).tolist()}
-        rows = [chosen, as_inputs(train_images[pixel_rows])]
+        rows = [chosen, train_pixels[pixel_rows]]
         labels = ["samples", "nearest (pixels)"]
         if self.classifier is not None:
             from .classifier import classifier_features
@@ -147,12 +148,11 @@ class Evaluation:
                 classifier_features(self.classifier, chosen), self._train_features)
             result.update(feature_nearest_rows=feature_rows.tolist(),
                           feature_distances=np.round(feature_distances, 3).tolist())
-            rows.append(as_inputs(train_images[feature_rows]))
+            rows.append(train_pixels[feature_rows])
             labels.append("nearest (features)")
         if self.test is not None:  # how far new, real images are from the training set: the usual distance
             held_out = as_inputs(self.test.images[:len(picks)])
-            result["test_pixel_distances"] = np.round(metrics.nearest_neighbours(held_out, as_inputs(train_images))[1],
-                                                      3).tolist()
+            result["test_pixel_distances"] = np.round(metrics.nearest_neighbours(held_out, train_pixels)[1], 3).tolist()
         if picture:
             from .plotting import save_grid
 
@@ -238,15 +238,11 @@ class EvaluationCallback(keras.callbacks.Callback):
         if (epoch + 1) % self.every:
             return
         from .files import write_json
-        from .sampler import Sampler
-        from .serialization import copy_ema_weights
+        from .training import averaged_weights_sampler
 
-        if self.sampler is None:
-            sample = self.config.sample
+        if self.evaluation is None:
             self.evaluation = Evaluation(self.config)
-            self.sampler = Sampler(keras.models.clone_model(self.model), steps=sample.steps, guidance=sample.guidance,
-                                   threshold_percentile=sample.threshold_percentile)
-        copy_ema_weights(self.model, into=self.sampler.model)
+        self.sampler = averaged_weights_sampler(self.model, self.config, self.sampler)
         out = os.path.join(self.run_path, "evaluation", f"epoch-{epoch + 1:04d}.json")
         results = self.evaluation.run(self.sampler, self.num, seed=self.config.sample.seed,
                                       picture=os.path.splitext(out)[0] + "-nearest.png")

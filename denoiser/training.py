@@ -165,6 +165,19 @@ class CheckpointCallback(keras.callbacks.Callback):
                 os.remove(self.run.checkpoint(old))
 
 
+def averaged_weights_sampler(model: keras.Model, config: RunConfig, sampler: Sampler | None = None) -> Sampler:
+    """A sampler (with the run's sampling settings) over a copy of `model` holding its averaged weights.
+
+    Pass the sampler from the last call to reuse its copy (and its compiled steps) instead of building one.
+    """
+    if sampler is None:
+        sample = config.sample
+        sampler = Sampler(keras.models.clone_model(model), steps=sample.steps, guidance=sample.guidance,
+                          threshold_percentile=sample.threshold_percentile)
+    copy_ema_weights(model, into=sampler.model)
+    return sampler
+
+
 class SampleGridCallback(keras.callbacks.Callback):
     """After every epoch: sample a grid from the same noise with the averaged weights."""
 
@@ -177,12 +190,7 @@ class SampleGridCallback(keras.callbacks.Callback):
         self.sampler = None
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.sampler is None:
-            sampling_model = keras.models.clone_model(self.model)
-            sample = self.config.sample
-            self.sampler = Sampler(sampling_model, steps=sample.steps, guidance=sample.guidance,
-                                   threshold_percentile=sample.threshold_percentile)
-        copy_ema_weights(self.model, into=self.sampler.model)
+        self.sampler = averaged_weights_sampler(self.model, self.config, self.sampler)
         conditions, row_labels = grid_conditions(self.config, self.class_names, dataset=self.dataset)
         columns = self.config.sample.columns
         images = self.sampler.sample(
