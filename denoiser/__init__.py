@@ -19,6 +19,7 @@ Public API (imported on first use, so `denoiser --help` starts instantly):
     read_captions, load_captioned_dataset,
     load_array_dataset                    captioned image data sets (captions.py)
     download_file                         Google Drive downloads with gdown (download.py)
+    export_onnx                           ONNX export for the web page (export.py)
 """
 
 import importlib
@@ -57,6 +58,7 @@ _EXPORTS = {
     "load_captioned_dataset": "captions",
     "load_array_dataset": "captions",
     "download_file": "download",
+    "export_onnx": "export",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,4 @@
-"""The `denoiser` command line: `denoiser train`, `sample`, `inpaint`, `img2img` and `evaluate`.
+"""The `denoiser` command line: `denoiser train`, `sample`, `inpaint`, `img2img`, `evaluate`, `export`, `web`...
 
 Errors in what the user gave (a bad config value, a missing or damaged checkpoint) are printed
 as one line and exit with status 2; an interrupted training run exits with 130 and resumes when
@@ -93,13 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_editing_commands(commands)
     add_evaluate_command(commands)
     add_text_commands(commands)
+    add_web_commands(commands)
     return parser
+
+
+def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, metavar="PATH_OR_RUN_DIR",
+                        help="a .keras checkpoint, or a run directory (uses checkpoints/latest.keras)")
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser, images: str, default_num: int) -> None:
     """The options that `sample`, `inpaint` and `img2img` share: which model, what to make, where to."""
-    parser.add_argument("--checkpoint", required=True, metavar="PATH_OR_RUN_DIR",
-                        help="a .keras checkpoint, or a run directory (uses checkpoints/latest.keras)")
+    add_checkpoint_argument(parser)
     parser.add_argument("--label", action="append", default=[], metavar="ID_OR_NAME",
                         help="class id (1..num_classes, 0 = none) or class name; repeatable (default: every class)")
     parser.add_argument("--num", type=int, default=default_num, metavar="N",
@@ -313,8 +318,7 @@ def add_text_commands(commands) -> None:
         description="Sample a row of frames from a text-to-image checkpoint: from one prompt to another with the "
                     "noise fixed, or from one noise to another with the prompt fixed (slerp).",
     )
-    interpolate.add_argument("--checkpoint", required=True, metavar="PATH_OR_RUN_DIR",
-                             help="a .keras checkpoint, or a run directory (uses checkpoints/latest.keras)")
+    add_checkpoint_argument(interpolate)
     interpolate.add_argument("--from", dest="from_prompt", metavar="PROMPT", help="the first frame's prompt")
     interpolate.add_argument("--to", dest="to_prompt", metavar="PROMPT", help="the last frame's prompt")
     interpolate.add_argument("--prompt", metavar="PROMPT", help="the prompt of every frame, with --seeds")
@@ -379,6 +383,71 @@ def run_download(args) -> None:
     print(f"Downloaded {download_file(args.url_or_id, args.to, checksum=args.checksum, extract=args.extract)}")
 
 
+EPILOG_EXPORT = """The folder gets model.onnx (the network for one step), denoiser.json (image size, class names or
+prompts, default steps and guidance, the noise grid) and, for text models, prompts.bin with the
+embeddings of the --prompt texts (computed now; the page offers exactly these). The export checks
+itself: onnxruntime and Keras must agree within 1e-4 on random inputs.
+
+examples:
+  denoiser export --checkpoint runs/shapes --format onnx --out web/models/shapes
+  denoiser export --checkpoint runs/laion64 --format onnx --out web/models/laion64 --prompt "a red dress" --prompt "a castle"
+  denoiser web --model web/models/shapes                 # then open the address it prints"""
+
+
+def add_web_commands(commands) -> None:
+    """`denoiser export` (ONNX for the web page) and `denoiser web` (serve the page and a model)."""
+    export = commands.add_parser(
+        "export", help="export a checkpoint to ONNX for the web page", epilog=EPILOG_EXPORT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Export the single-step network to ONNX, with the JSON the web page needs beside it.",
+    )
+    add_checkpoint_argument(export)
+    export.add_argument("--format", default="onnx", choices=["onnx"], help="file format (default: %(default)s)")
+    export.add_argument("--out", required=True, metavar="DIR", help="the folder to write (created if needed)")
+    export.add_argument("--prompt", action="append", default=[], metavar="TEXT",
+                        help="for a text-to-image model: a prompt the page offers (repeatable)")
+    export.add_argument("--prompts-file", metavar="FILE", help="more prompts, one per line")
+    export.add_argument("--encoder", metavar="SPEC", help="the text encoder, only for a checkpoint without its run")
+    export.add_argument("--steps", type=int, metavar="N", help="the page's default steps (default: the run's)")
+    export.add_argument("--guidance", type=float, metavar="G", help="the page's default guidance (default: the run's)")
+    from .solvers import SOLVERS
+
+    export.add_argument("--solver", default="ddim", choices=list(SOLVERS), help="the page's default solver")
+
+    web = commands.add_parser(
+        "web", help="serve the web page with an exported model",
+        description="Serve web/ and an export folder on this machine; the browser does the sampling.",
+    )
+    web.add_argument("--model", required=True, metavar="DIR", help="a folder written by `denoiser export`")
+    web.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    web.add_argument("--host", default="127.0.0.1", help="(default: %(default)s; 0.0.0.0 to reach it from elsewhere)")
+
+
+def run_export(args) -> None:
+    from .export import export_onnx
+
+    prompts = list(args.prompt)
+    if args.prompts_file:
+        with open(args.prompts_file) as handle:
+            prompts += [line.strip() for line in handle if line.strip()]
+    info = export_onnx(args.checkpoint, args.out, prompts=prompts, steps=args.steps, guidance=args.guidance,
+                       solver=args.solver, encoder=args.encoder)
+    choices = info["condition"].get("class_names") or info["condition"].get("prompts") or []
+    print(f"Wrote {args.out}/model.onnx and denoiser.json ({info['image_size']}x{info['image_size']}, "
+          f"{len(choices)} {'classes' if info['condition']['kind'] == 'class' else 'prompts'}; "
+          f"onnxruntime vs Keras max difference {info['parity_max_abs_difference']:.1e}).")
+    print(f"Open it in the browser: denoiser web --model {args.out}")
+
+
+def run_web(args) -> None:
+    from .webpage import make_server, page_url
+
+    server = make_server(args.model, port=args.port, host=args.host)
+    print(f"Serving the page with {args.model} at {page_url(server)} (Ctrl-C to stop)")
+    with server:
+        server.serve_forever()
+
+
 TEXT_COMMANDS = {"embed": run_embed, "interpolate": run_interpolate, "download": run_download}
 
 
@@ -401,12 +470,14 @@ def import_tensorflow_quietly() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    import_tensorflow_quietly()
+    if args.command != "web":  # serving files needs no TensorFlow
+        import_tensorflow_quietly()
     from .serialization import CheckpointError
 
     try:
         commands = {"train": run_train, "sample": run_sample, "inpaint": run_edit, "img2img": run_edit,
-                    "evaluate": run_evaluate, **TEXT_COMMANDS}
+                    "evaluate": run_evaluate, "export": run_export,
+                    "web": run_web, **TEXT_COMMANDS}
         commands[args.command](args)
     except (ValueError, CheckpointError, OSError) as error:
         print(f"denoiser {args.command}: error: {error}", file=sys.stderr)

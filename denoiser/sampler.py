@@ -89,6 +89,7 @@ class Sampler:
         self.spacing = spacing or solver_type(solver).spacing
         if self.spacing not in SPACINGS:
             raise ValueError(f"Unknown spacing {self.spacing!r}; choose one of {', '.join(SPACINGS)}.")
+        self.max_level = float(max_level)
         self.noise_levels = self.levels_from(max_level)
         self.batch_size = batch_size
         self._guided_prediction = compile_function(self._guided_prediction_fn)

@@ -79,3 +79,40 @@ def captioned_folder(tmp_path):
 def captioned_folder_writer():
     """`write_captioned_folder`, for fixtures with a wider scope than one test."""
     return write_captioned_folder
+
+
+def make_tiny_run(root, condition: str = "class", channels: int = 3, seed: int = 0) -> str:
+    """A run directory (config.yaml + checkpoints/latest.keras) holding a tiny network with random weights.
+
+    A fresh network outputs zeros (its last conv starts at zero); random weights make the outputs,
+    and so comparisons between two ways of running it, meaningful. Based on the `shapes` preset, so
+    a class model has the shapes' 8 class names.
+    """
+    import numpy as np
+    import yaml
+
+    from denoiser import build_unet, resolve_config
+
+    overrides = {"model": {
+        "image_size": 16, "channels": channels, "base_width": 8, "width_multipliers": [1, 2],
+        "blocks_per_level": 1, "self_attention": [False, True], "cross_attention": [False, condition != "none"],
+        "attention_heads": 2, "norm_groups": 4, "condition": condition, "condition_dim": 512, "condition_tokens": 77,
+    }, "sample": {"steps": 6, "guidance": 2.0}}
+    if condition in ("vector", "sequence"):
+        overrides["data"] = {"encoder": "open_clip/ViT-B-32/none"}
+    config = resolve_config("shapes", overrides=[overrides])
+    model = build_unet(config.model)
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        variable.assign(0.1 * rng.standard_normal(variable.shape).astype(variable.dtype))
+    os.makedirs(os.path.join(root, "checkpoints"), exist_ok=True)
+    model.save(os.path.join(root, "checkpoints", "latest.keras"))
+    with open(os.path.join(root, "config.yaml"), "w") as handle:
+        yaml.safe_dump(config.to_dict(), handle)
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_run_maker():
+    """`make_tiny_run`, for fixtures of any scope."""
+    return make_tiny_run

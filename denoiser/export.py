@@ -1,0 +1,164 @@
+"""Export a trained denoiser to ONNX, with everything a web page needs to sample from it.
+
+    >>> from denoiser.export import export_onnx
+    >>> export_onnx("runs/shapes", "web/models/shapes")                       # class-conditional
+    >>> export_onnx("runs/laion64", "web/models/laion64", prompts=["a red dress", "a blue car"])
+
+The ONNX file holds the single-step network only: (noisy images, noise level, condition) -> x0_hat.
+The sampling loop (guidance, thresholding, the solver) is a few lines of arithmetic that the page
+runs itself in JavaScript (web/sampler.js mirrors denoiser/sampler.py). Beside the network,
+`denoiser.json` tells the page the image size, the condition (class names, or the prompts whose
+embeddings were computed here, at export time, and stored in `prompts.bin`, because a browser
+cannot run the text encoder cheaply), the default steps and guidance and the grid of noise levels.
+
+Every export checks itself: onnxruntime and Keras are run on the same random inputs and the
+largest difference is recorded in the JSON (and must stay below `tolerance`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import keras
+import numpy as np
+
+from .files import atomic_path, write_json
+from .generation import class_names, load_sampler, prompt_conditions
+from .schedule import SPACINGS
+
+FORMAT = "denoiser-web/1"
+OPSET = 17
+OUTPUT_NAME = "x0_hat"
+
+
+class ExportError(ValueError):
+    """The export cannot be made (missing converter, prompts for a class model, a failed parity check)."""
+
+
+def export_onnx(path, out_dir, prompts=(), steps: int | None = None, guidance: float | None = None,
+                solver: str = "ddim", encoder: str | None = None, tolerance: float = 1e-4) -> dict:
+    """Write `model.onnx`, `denoiser.json` (and `prompts.bin` for a text model) into `out_dir`.
+
+    path: a checkpoint or run directory (the averaged weights are exported).
+    prompts: for text-conditioned models, the prompts the page offers; their embeddings are stored.
+    steps, guidance, solver: the page's defaults (the run's sampling settings unless given).
+    Returns the JSON description that was written.
+    """
+    sampler, config = load_sampler(path, steps, guidance, solver)
+    kind = sampler.inputs["condition"]
+    if prompts and kind in ("class", "none"):
+        raise ExportError(f"This model's condition is {kind!r}, not text: leave out --prompt.")
+    if not prompts and kind in ("vector", "sequence"):
+        raise ExportError("This model is conditioned on text: give the prompts the page should offer with --prompt.")
+    table = prompt_conditions(list(prompts), sampler, config, encoder) if prompts else None
+
+    os.makedirs(out_dir, exist_ok=True)
+    model_path = os.path.join(out_dir, "model.onnx")
+    write_onnx(sampler.model, model_path)
+    difference = parity(sampler.model, model_path)
+    if not difference <= tolerance:
+        raise ExportError(
+            f"onnxruntime and Keras disagree by up to {difference:.2e} (tolerance {tolerance:.0e}); "
+            "the exported file is not trustworthy. Please report this with your Keras and tf2onnx versions."
+        )
+    description = describe(sampler, class_names(config), list(prompts), table, difference)
+    if table is not None:
+        with atomic_path(os.path.join(out_dir, "prompts.bin")) as temporary:
+            table.astype("<f4").tofile(temporary)
+    write_json(os.path.join(out_dir, "denoiser.json"), description)
+    return description
+
+
+def write_onnx(model: keras.Model, path: str) -> None:
+    """Convert the Keras network to ONNX (tf2onnx) with readable input and output names and a batch axis."""
+    try:
+        import onnx  # noqa: F401
+        import tf2onnx  # noqa: F401
+    except ImportError as error:
+        raise ExportError(f"Exporting to ONNX needs {error.name}: pip install -e \".[onnx]\"") from error
+    if keras.backend.backend() != "tensorflow":
+        raise ExportError("Export to ONNX runs on the TensorFlow backend; set KERAS_BACKEND=tensorflow.")
+    model(example_inputs(model, batch=1))  # Keras exports only a model that has been called
+    with atomic_path(path) as temporary, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # tf2onnx's NumPy 2 shims
+        model.export(temporary, format="onnx", verbose=False, opset_version=OPSET)
+        tidy_names(temporary)
+
+
+def tidy_names(path: str) -> None:
+    """Name the output `x0_hat` and every input's first axis `batch` (tf2onnx writes 'Identity:0', 'unk__12')."""
+    import onnx
+
+    graph_file = onnx.load(path)
+    graph = graph_file.graph
+    old_name = graph.output[0].name
+    for node in graph.node:
+        node.output[:] = [OUTPUT_NAME if name == old_name else name for name in node.output]
+        node.input[:] = [OUTPUT_NAME if name == old_name else name for name in node.input]
+    graph.output[0].name = OUTPUT_NAME
+    for value in list(graph.input) + list(graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    onnx.checker.check_model(graph_file)
+    onnx.save(graph_file, path)
+
+
+def example_inputs(model: keras.Model, batch: int, seed: int = 0) -> list[np.ndarray]:
+    """Random inputs of the network's shapes: noisy images, noise levels in (0, 1), and conditions."""
+    rng = np.random.default_rng(seed)
+    inputs = []
+    for tensor in model.inputs:
+        shape = (batch, *tensor.shape[1:])
+        if "int" in str(tensor.dtype):
+            top = model.get_layer("class_embedding").input_dim
+            inputs.append(rng.integers(0, top, shape).astype("int32"))
+        elif tensor.name.startswith("noise_level"):
+            inputs.append(rng.uniform(0.0, 1.0, shape).astype("float32"))
+        else:
+            inputs.append(rng.standard_normal(shape).astype("float32"))
+    return inputs
+
+
+def parity(model: keras.Model, path: str, batch: int = 4, seed: int = 0) -> float:
+    """The largest absolute difference between onnxruntime and Keras on the same random inputs."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    inputs = example_inputs(model, batch, seed)
+    feeds = {spec.name: value for spec, value in zip(session.get_inputs(), inputs)}
+    exported = session.run([OUTPUT_NAME], feeds)[0]
+    reference = keras.ops.convert_to_numpy(model(inputs, training=False)).astype("float32")
+    return float(np.max(np.abs(exported - reference)))
+
+
+def describe(sampler, names, prompts, table, difference: float) -> dict:
+    """What the web page needs to know besides the network, as a JSON-ready dict."""
+    inputs = sampler.inputs
+    condition = {"kind": inputs["condition"]}
+    if inputs["condition"] == "class":
+        count = inputs["num_classes"]
+        condition.update(num_classes=count,
+                         class_names=[names[i] if i < len(names) else f"class {i + 1}" for i in range(count)])
+    elif table is not None:
+        condition.update(prompts=prompts, table="prompts.bin", table_shape=list(table.shape), dtype="float32")
+    return {
+        "format": FORMAT,
+        "model": "model.onnx",
+        "opset": OPSET,
+        "inputs": [tensor.name for tensor in sampler.model.inputs],
+        "output": OUTPUT_NAME,
+        "image_size": inputs["image_size"],
+        "channels": inputs["channels"],
+        "condition": condition,
+        "sampling": {
+            "steps": sampler.steps,
+            "guidance": sampler.guidance,
+            "threshold_percentile": sampler.threshold_percentile,
+            "solver": sampler.solver,
+            "spacing": sampler.spacing,
+            "max_level": sampler.max_level,
+            "noise_levels": [float(level) for level in sampler.noise_levels],
+            "spacings": sorted(SPACINGS),
+        },
+        "parity_max_abs_difference": difference,
+    }

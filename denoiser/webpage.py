@@ -1,0 +1,77 @@
+"""Serve the sampling page (`web/`) and an exported model from this machine: static files only.
+
+The page does all the computing in the browser; this server only hands out files, so any static
+file server works as well (see README). `denoiser web --model DIR` is a shortcut that serves the
+page at `/` and the export folder at `/model/`:
+
+    >>> server = make_server("web/models/shapes", port=8000)    # then open page_url(server)
+    >>> server.serve_forever()
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import posixpath
+import urllib.parse
+
+MODEL_PREFIX = "/model/"
+
+
+def page_directory() -> str:
+    """The `web/` folder of this source checkout (or $DENOISER_WEB_DIR), with onnxruntime-web installed in it."""
+    folder = os.environ.get("DENOISER_WEB_DIR") or os.path.join(os.path.dirname(os.path.dirname(__file__)), "web")
+    if not os.path.isfile(os.path.join(folder, "index.html")):
+        raise FileNotFoundError(
+            f"The web page is not at {folder}: it ships with the source checkout (pip install -e .), "
+            "or set DENOISER_WEB_DIR to a copy of the repository's web/ folder."
+        )
+    if not os.path.isdir(os.path.join(folder, "node_modules", "onnxruntime-web")):
+        raise FileNotFoundError(f"onnxruntime-web is not installed for the page: run `npm ci --prefix {folder}` once.")
+    return folder
+
+
+class PageHandler(http.server.SimpleHTTPRequestHandler):
+    """Files of the page folder, and of the export folder under /model/; quiet unless asked."""
+
+    def __init__(self, *args, model_dir: str, verbose: bool = False, **kwargs):
+        self.model_dir = model_dir
+        self.verbose = verbose
+        super().__init__(*args, **kwargs)
+
+    def translate_path(self, path: str) -> str:
+        route = urllib.parse.urlsplit(path).path
+        if route.startswith(MODEL_PREFIX):
+            relative = posixpath.normpath(urllib.parse.unquote(route[len(MODEL_PREFIX):]))
+            if relative.startswith(".."):
+                return os.path.join(self.model_dir, "__outside__")  # never serve files above the export folder
+            return os.path.join(self.model_dir, *relative.split("/"))
+        return super().translate_path(path)
+
+    def end_headers(self):
+        self.send_header("Cache-Control", "no-store")  # a fresh export shows up on reload
+        super().end_headers()
+
+    def log_message(self, format, *args):
+        if self.verbose:
+            super().log_message(format, *args)
+
+
+def make_server(model_dir, port: int = 8000, host: str = "127.0.0.1", web_dir: str | None = None,
+                verbose: bool = False) -> http.server.ThreadingHTTPServer:
+    """An HTTP server for the page and the export folder `model_dir` (port 0 picks a free port)."""
+    model_dir = os.path.abspath(model_dir)
+    if not os.path.isfile(os.path.join(model_dir, "denoiser.json")):
+        raise FileNotFoundError(
+            f"{model_dir} has no denoiser.json; export a model there first: "
+            f"denoiser export --checkpoint RUN_DIR --format onnx --out {model_dir}"
+        )
+    handler = functools.partial(PageHandler, directory=web_dir or page_directory(), model_dir=model_dir,
+                                verbose=verbose)
+    return http.server.ThreadingHTTPServer((host, port), handler)
+
+
+def page_url(server: http.server.HTTPServer) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}/index.html?model={MODEL_PREFIX.strip('/')}/"

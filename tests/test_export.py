@@ -1,0 +1,99 @@
+"""`denoiser export --format onnx`: the exported network agrees with Keras, and its JSON describes the page's needs."""
+
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+from denoiser.cli import main
+from denoiser.export import ExportError, example_inputs, export_onnx, parity, write_onnx
+from denoiser.generation import load_sampler
+from denoiser.model import describe_inputs
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("tf2onnx") is None or importlib.util.find_spec("onnxruntime") is None,
+    reason='tf2onnx/onnxruntime are not installed (pip install -e ".[onnx]")',
+)
+needs_open_clip = pytest.mark.skipif(importlib.util.find_spec("open_clip") is None, reason="open_clip is not installed")
+
+
+def onnx_against_keras(model, path, seed):
+    """Max |onnxruntime - Keras| on fresh random inputs (other than the ones the export checked itself)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    inputs = example_inputs(model, batch=3, seed=seed)
+    exported = session.run(["x0_hat"], dict(zip([spec.name for spec in session.get_inputs()], inputs)))[0]
+    reference = np.asarray(model(inputs, training=False))
+    assert exported.shape == reference.shape == (3, *model.inputs[0].shape[1:])
+    assert np.abs(reference).max() > 0.1  # random weights: the comparison is not between two zero images
+    return float(np.abs(exported - reference).max())
+
+
+@pytest.fixture(scope="module")
+def class_export(tmp_path_factory, tiny_run_maker):
+    root = tmp_path_factory.mktemp("export")
+    run = tiny_run_maker(root / "run", condition="class")
+    out = root / "exported"
+    assert main(["export", "--checkpoint", run, "--format", "onnx", "--out", str(out), "--steps", "8"]) == 0
+    return run, out
+
+
+def test_export_writes_the_network_and_its_description(class_export):
+    run, out = class_export
+    assert sorted(os.listdir(out)) == ["denoiser.json", "model.onnx"]
+    info = json.loads((out / "denoiser.json").read_text())
+    sampler, _ = load_sampler(run, steps=8)
+    assert info["inputs"] == ["noisy_images", "noise_level", "condition"] and info["output"] == "x0_hat"
+    assert (info["image_size"], info["channels"]) == (16, 3)
+    assert info["condition"]["kind"] == "class" and info["condition"]["num_classes"] == 8
+    assert info["condition"]["class_names"][0] == "red circle"
+    assert info["sampling"]["steps"] == 8 and info["sampling"]["guidance"] == 2.0  # the run's guidance
+    np.testing.assert_array_equal(np.float32(info["sampling"]["noise_levels"]), sampler.noise_levels)
+    assert info["parity_max_abs_difference"] < 1e-4
+
+
+def test_onnxruntime_matches_keras_on_random_inputs(class_export):
+    run, out = class_export
+    sampler, _ = load_sampler(run)
+    assert onnx_against_keras(sampler.model, str(out / "model.onnx"), seed=7) < 1e-4
+
+
+@pytest.mark.parametrize("condition,channels", [("vector", 3), ("sequence", 1), ("none", 1)])
+def test_every_condition_kind_exports_within_tolerance(condition, channels, tmp_path, tiny_run_maker):
+    run = tiny_run_maker(tmp_path / "run", condition=condition, channels=channels, seed=3)
+    sampler, _ = load_sampler(run)
+    path = str(tmp_path / "model.onnx")
+    write_onnx(sampler.model, path)
+    assert parity(sampler.model, path) < 1e-4
+    assert onnx_against_keras(sampler.model, path, seed=11) < 1e-4
+    assert describe_inputs(sampler.model)["condition"] == condition
+
+
+@needs_open_clip
+def test_a_text_model_exports_the_embeddings_of_its_prompts(tmp_path, tiny_run_maker):
+    from denoiser.text import encode_texts
+
+    run = tiny_run_maker(tmp_path / "run", condition="vector")
+    prompts = ["a red circle", "a blue cross"]
+    info = export_onnx(run, tmp_path / "out", prompts=prompts)
+    assert info["condition"] == {"kind": "vector", "prompts": prompts, "table": "prompts.bin",
+                                 "table_shape": [2, 512], "dtype": "float32"}
+    table = np.fromfile(tmp_path / "out" / "prompts.bin", dtype="<f4").reshape(2, 512)
+    np.testing.assert_allclose(table, encode_texts(prompts, "open_clip/ViT-B-32/none"), atol=1e-6)
+
+
+def test_prompts_for_a_class_model_are_refused(class_export, tmp_path):
+    run, _ = class_export
+    with pytest.raises(ExportError, match="not text"):
+        export_onnx(run, tmp_path / "out", prompts=["a red circle"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_text_model_without_prompts_is_one_clear_line(tmp_path, tiny_run_maker, capsys):
+    run = tiny_run_maker(tmp_path / "run", condition="vector")
+    assert main(["export", "--checkpoint", run, "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "give the prompts" in error and "--prompt" in error and "Traceback" not in error
