@@ -52,12 +52,12 @@ def forward_flops(model) -> int:
     return sum(op_flops(op) for op in graph.get_operations())
 
 
-def matmul_flops_per_second(size: int = 2048, repeats: int = 10) -> float:
-    """FLOP/s of a large float32 matrix multiply with TensorFlow on this machine (GPU if there is one)."""
+def matmul_flops_per_second(size: int = 2048, repeats: int = 10, dtype: str = "float32") -> float:
+    """FLOP/s of a large matrix multiply (float32 or bfloat16) with TensorFlow on this machine (GPU if there is one)."""
     import tensorflow as tf
 
-    a = tf.random.normal((size, size))
-    b = tf.random.normal((size, size))
+    a = tf.cast(tf.random.normal((size, size)), dtype)
+    b = tf.cast(tf.random.normal((size, size)), dtype)
     product = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
     product(a, b).numpy()  # trace and warm up
     start = time.perf_counter()

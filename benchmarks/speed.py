@@ -3,6 +3,7 @@
     python benchmarks/speed.py                       # every preset
     python benchmarks/speed.py fashion_mnist shapes  # some presets
     python benchmarks/speed.py --train-steps 50 --out benchmarks/results/speed.json
+    python benchmarks/speed.py fashion_mnist --mixed-precision --out benchmarks/results/speed_bf16.json
 
 Speed does not depend on what the images show, so the images are random pixels of the preset's
 shape and class count (nothing is downloaded). Training runs the real pipeline and `model.fit`
@@ -12,6 +13,8 @@ step with EMA; the first steps (graph tracing) are not timed. Sampling runs the 
 Beside the speeds: the FLOPs per image of a training step and of a sampling step (counted from the
 graph, see flops.py), the FLOP/s they achieve, and that as a share of the FLOP/s of a large float32
 matrix multiply timed in the same run (what the machine can do at best with TensorFlow).
+With --mixed-precision the models compute in bfloat16 (float16 on a GPU), as `train.mixed_precision`
+does, and the reference is a bfloat16 matmul; its float32 speed is printed beside it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from flops import matmul_flops_per_second, step_flops
 from denoiser import Sampler, build_unet, resolve_config
 from denoiser.data import Dataset, training_pipeline
 from denoiser.presets import preset_names
-from denoiser.training import make_optimizer
+from denoiser.training import dtype_policy, make_optimizer
 
 
 def random_conditions(config, count: int, seed: int = 0) -> np.ndarray:
@@ -89,21 +92,27 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("presets", nargs="*", default=preset_names())
     parser.add_argument("--train-steps", type=int, default=30, help="timed training steps per preset")
+    parser.add_argument("--mixed-precision", action="store_true", help="compute in bfloat16 (train.mixed_precision)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "speed.json"))
     args = parser.parse_args(argv)
 
-    matmul = matmul_flops_per_second()
-    print(f"2048x2048 float32 matmul: {matmul / 1e9:.1f} GFLOP/s", file=sys.stderr)
+    precision = "bfloat16" if args.mixed_precision else "float32"
+    matmul_float32 = matmul_flops_per_second()
+    matmul = matmul_flops_per_second(dtype=precision) if args.mixed_precision else matmul_float32
+    print(f"2048x2048 matmul: float32 {matmul_float32 / 1e9:.1f} GFLOP/s, {precision} {matmul / 1e9:.1f} GFLOP/s",
+          file=sys.stderr)
     rows = []
     for name in args.presets:
         config = resolve_config(name)
-        train_rate, model = training_speed(config, args.train_steps)
-        sample_rate = sampling_speed(model, config)
+        with dtype_policy(args.mixed_precision):
+            train_rate, model = training_speed(config, args.train_steps)
+            sample_rate = sampling_speed(model, config)
         flops = step_flops(model, config)
         train_flops = train_rate * flops["training_step_flops"]
         sample_flops = sample_rate * config.sample.steps * flops["sampling_step_flops"]
         rows.append({
             "preset": name,
+            "precision": precision,
             "parameters": model.count_params(),
             "image_shape": [config.model.image_size, config.model.image_size, config.model.channels],
             "batch_size": config.train.batch_size,
@@ -127,8 +136,9 @@ def main(argv=None):
               f"{row['sampling_steps']:>7}{row['sampling_images_per_second']:>14.2f}"
               f"{row['training_step_flops'] / 1e9:>17.3f}{row['sampling_step_flops'] / 1e9:>19.3f}"
               f"{100 * row['training_share_of_matmul']:>15.1f}%{100 * row['sampling_share_of_matmul']:>16.1f}%")
-    print(f"large matmul (2048x2048 float32): {matmul / 1e9:.1f} GFLOP/s")
-    save(args.out, {"train_steps": args.train_steps, "matmul_flops_per_second": matmul, "results": rows})
+    print(f"large matmul (2048x2048 {precision}): {matmul / 1e9:.1f} GFLOP/s; the models computed in {precision}")
+    save(args.out, {"train_steps": args.train_steps, "precision": precision, "matmul_flops_per_second": matmul,
+                    "matmul_float32_flops_per_second": matmul_float32, "results": rows})
 
 
 if __name__ == "__main__":
