@@ -11,20 +11,15 @@ the model of DENOISER_WEB_CHECKPOINT (a run directory) instead of the tiny rando
 import importlib.util
 import os
 import shutil
-import threading
 
 import numpy as np
 import pytest
 
 from denoiser.export import export_onnx
 from denoiser.generation import load_sampler
-from denoiser.webpage import make_server, page_directory, page_url
-
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = [  # headless, and no connections to Google's services from a machine without internet
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1100,900",
-]
+from denoiser.webpage import (CHROMEDRIVER, CHROMIUM, call_page, generate_in_page, headless_chromium, make_server,
+                              page_directory, page_url)
+from denoiser.webpage import serve_in_background as serve
 
 
 def missing_pieces() -> list[str]:
@@ -47,42 +42,9 @@ def browser():
         if os.environ.get("DENOISER_REQUIRE_BROWSER") == "1":
             pytest.fail(message)
         pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_script_timeout(180)
+    driver = headless_chromium()
     yield driver
     driver.quit()
-
-
-def serve(model_dir):
-    """Serve the page and `model_dir` on a free port in a background thread; returns the server."""
-    server = make_server(model_dir, port=0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-def call_page(driver, script: str, *args):
-    """Run `script` (which may `await app`, the page's API) in the page and return its value."""
-    wrapped = (
-        "const done = arguments[arguments.length - 1];"
-        f"(async (...args) => {{ const app = await window.denoiserApp; {script} }})(...arguments)"
-        ".then(done, (error) => done({error: String(error && error.stack || error)}));"
-    )
-    result = driver.execute_async_script(wrapped, *args)
-    assert not (isinstance(result, dict) and "error" in result), result.get("error")
-    return result
-
-
-def generate_in_page(driver, noise, **options):
-    result = call_page(driver, "return await app.generate({...args[1], noise: args[0]});",
-                       noise.ravel().tolist(), options)
-    return np.asarray(result["image"], "float32").reshape(noise.shape), np.asarray(result["levels"])
 
 
 @pytest.fixture(scope="module")

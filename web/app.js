@@ -6,9 +6,9 @@ import { Denoiser, gaussianNoise } from "./sampler.js";
 const $ = (id) => document.getElementById(id);
 const modelUrl = new URLSearchParams(window.location.search).get("model") || "models/default/";
 
-// onnxruntime-web loads its WebAssembly from the npm package folder, served with this page.
+// onnxruntime-web loads its WebAssembly from the npm package folder, served with this page. It uses
+// several threads where the server makes the page cross-origin isolated (`denoiser web` does), else one.
 ort.env.wasm.wasmPaths = new URL("node_modules/onnxruntime-web/dist/", window.location.href).href;
-ort.env.wasm.numThreads = 1;
 
 function toImageData(pixels, size, channels) {
   const image = new ImageData(size, size);
@@ -89,7 +89,9 @@ function fillControls(info, choices) {
   $("steps").value = info.sampling.steps;
   $("guidance").value = info.sampling.guidance;
   $("solver").value = info.sampling.solver;
-  $("model-name").textContent = `${modelUrl} · ${info.image_size}×${info.image_size} · ${info.condition.kind}`;
+  const threads = self.crossOriginIsolated ? ort.env.wasm.numThreads || "several" : 1;
+  $("model-name").textContent =
+    `${modelUrl} · ${info.image_size}×${info.image_size} · ${info.condition.kind} · ${threads} thread(s)`;
 }
 
 async function main() {
@@ -105,6 +107,7 @@ async function main() {
       const settings = { ...readControls(), ...options };
       showControls(settings);
       const noise = options.noise ? Float32Array.from(options.noise) : null;
+      if (noise) $("seed").value = ""; // the image comes from the given noise, not from a seed
       const result = await generate(denoiser, settings, noise);
       return { image: Array.from(result.images), levels: result.levels };
     },
