@@ -58,6 +58,7 @@ def export_onnx(path, out_dir, prompts=(), steps: int | None = None, guidance: f
     write_onnx(sampler.model, model_path)
     difference = parity(sampler.model, model_path)
     if not difference <= tolerance:
+        os.remove(model_path)
         raise ExportError(
             f"onnxruntime and Keras disagree by up to {difference:.2e} (tolerance {tolerance:.0e}); "
             "the exported file is not trustworthy. Please report this with your Keras and tf2onnx versions."

@@ -97,3 +97,10 @@ def test_a_text_model_without_prompts_is_one_clear_line(tmp_path, tiny_run_maker
     assert main(["export", "--checkpoint", run, "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert "give the prompts" in error and "--prompt" in error and "Traceback" not in error
+
+
+def test_an_export_that_fails_its_check_leaves_no_model_behind(class_export, tmp_path):
+    run, _ = class_export
+    with pytest.raises(ExportError, match="disagree"):
+        export_onnx(run, tmp_path / "out", tolerance=1e-12)  # float32 arithmetic never agrees this closely
+    assert os.listdir(tmp_path / "out") == []
