@@ -1,48 +1,61 @@
 """A small image classifier for judging class-conditional samples (see metrics.py and evaluation.py).
 
 It is trained once per data set and image size on the training split and cached as a `.keras` file
-in Keras's cache, `KERAS_HOME/denoiser/classifiers/<dataset>-<size>.keras` (KERAS_HOME defaults to
-~/.keras); later evaluations load it with `safe_mode=True`. Its last hidden layer, `features`, gives
+in Keras's cache, `KERAS_HOME/denoiser/classifiers/<dataset>-<size>-v<VERSION>.keras` (KERAS_HOME defaults
+to ~/.keras); later evaluations load it with `safe_mode=True`. Its last hidden layer, `features`, gives
 the features that the Frechet distance compares.
 
     >>> classifier = load_classifier("fashion_mnist", image_size=28)      # trains on first use
     >>> ids = predict_classes(classifier, images)                          # class ids from 1
     >>> features = classifier_features(classifier, images)                 # (N, 128)
+
+A judge can only measure accuracy up to its own: on Fashion-MNIST this one reaches 93% on the test split
+after 10 epochs (2-4 minutes on 2 CPU cores). What made it so, over an earlier 85% one (2 epochs):
+batch normalization (faster, steadier training), a flattened feature map rather than a global average
+(the classes differ in *where* things are: sleeves, collars, heels) and a learning rate that decays to
+zero along a cosine. Light augmentation (random shifts and flips) was tried and did not pay at this
+budget: it slowed learning more than it curbed overfitting.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 
 import numpy as np
 
 FEATURES = "features"  # the name of the layer whose output is the feature vector
+VERSION = 2  # in the cache file's name: bump it when the network or its training changes
 TRAINING_IMAGES = {"shapes": 12000}  # built-in data sets are drawn, so choose how many; None = the whole split
 
 
 def cache_path(dataset: str, image_size: int) -> str:
     """Where the classifier of `dataset` at `image_size` is cached (in Keras's cache folder)."""
     home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-    return os.path.join(home, "denoiser", "classifiers", f"{dataset}-{image_size}.keras")
+    return os.path.join(home, "denoiser", "classifiers", f"{dataset}-{image_size}-v{VERSION}.keras")
 
 
 def build_classifier(image_shape: tuple[int, int, int], num_classes: int, width: int = 16):
-    """Three conv blocks, global average pooling, a 128-wide `features` layer and the class logits.
+    """Five 3x3 convolutions (1 at full size, 2 at 1/2, 2 at 1/4), each with batch norm and ReLU; the
+    flattened feature map, a 128-wide `features` layer and the class logits.
 
     Inputs are images in [-1, 1], the sampler's output range.
     """
     import keras
     from keras import layers
 
+    def conv(x, filters):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)  # no bias: batch norm's shift does its job
+        # momentum 0.9 (Keras: 0.99): the running statistics that inference uses must catch up with the
+        # weights within a short training run (a few hundred steps in the tests)
+        return layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
+
     inputs = keras.Input(image_shape, name="images")
-    x = inputs
-    for multiplier in (1, 2, 4):
-        x = layers.Conv2D(width * multiplier, 3, padding="same", activation="relu")(x)
-        x = layers.Conv2D(width * multiplier, 3, padding="same", activation="relu")(x)
-        x = layers.MaxPooling2D(2, padding="same")(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    features = layers.Dense(128, activation="relu", name=FEATURES)(x)
+    x = layers.MaxPooling2D(2)(conv(inputs, width))
+    x = layers.MaxPooling2D(2)(conv(conv(x, 2 * width), 2 * width))
+    x = conv(conv(x, 4 * width), 4 * width)
+    features = layers.Dense(128, activation="relu", name=FEATURES)(layers.Dropout(0.3)(layers.Flatten()(x)))
     logits = layers.Dense(num_classes, name="logits")(layers.Dropout(0.3)(features))
     return keras.Model(inputs, logits, name="classifier")
 
@@ -55,14 +68,18 @@ def as_inputs(images) -> np.ndarray:
     return images.astype("float32")
 
 
-def train_classifier(images, class_ids, num_classes: int, epochs: int = 2, batch_size: int = 128,
+def train_classifier(images, class_ids, num_classes: int, epochs: int = 10, batch_size: int = 128,
                      steps_per_epoch: int | None = None, width: int = 16, seed: int = 0, verbose: int | str = 0):
-    """Train a classifier on images (uint8 or [-1, 1]) with class ids from 1; returns the Keras model."""
+    """Train a classifier on images (uint8 or [-1, 1]) with class ids from 1; returns the Keras model.
+
+    Adam with a learning rate that falls from 2e-3 to 0 along a cosine over the whole run.
+    """
     import keras
 
     keras.utils.set_random_seed(seed)
     model = build_classifier(tuple(np.shape(images)[1:]), num_classes, width)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+    steps = epochs * (steps_per_epoch or math.ceil(len(images) / batch_size))
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     labels = np.asarray(class_ids).reshape(-1).astype("int32") - 1
     model.fit(as_inputs(images), labels, epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
@@ -85,7 +102,8 @@ def load_classifier(dataset: str, image_size: int, path: str | None = None, prog
         return keras.saving.load_model(path, safe_mode=True)
     data = load_dataset(dataset, "train", num_images=TRAINING_IMAGES.get(dataset), image_size=image_size)
     if progress:
-        print(f"Training a {dataset} classifier for evaluation on {len(data)} images (once; cached at {path}).")
+        print(f"Training a {dataset} classifier for evaluation on {len(data)} images (once, a few minutes on a CPU; "
+              f"cached at {path}).")
     model = train_classifier(data.images, data.conditions, len(data.class_names), verbose=1 if progress else 0,
                              **training)
     with atomic_path(path) as temporary:
