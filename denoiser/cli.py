@@ -396,6 +396,8 @@ examples:
 
 def add_web_commands(commands) -> None:
     """`denoiser export` (ONNX for the web page) and `denoiser web` (serve the page and a model)."""
+    from .solvers import SOLVERS
+
     export = commands.add_parser(
         "export", help="export a checkpoint to ONNX for the web page", epilog=EPILOG_EXPORT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -410,8 +412,6 @@ def add_web_commands(commands) -> None:
     export.add_argument("--encoder", metavar="SPEC", help="the text encoder, only for a checkpoint without its run")
     export.add_argument("--steps", type=int, metavar="N", help="the page's default steps (default: the run's)")
     export.add_argument("--guidance", type=float, metavar="G", help="the page's default guidance (default: the run's)")
-    from .solvers import SOLVERS
-
     export.add_argument("--solver", default="ddim", choices=list(SOLVERS), help="the page's default solver")
 
     web = commands.add_parser(

@@ -25,7 +25,6 @@ import numpy as np
 
 from .files import atomic_path, write_json
 from .generation import class_names, load_sampler, prompt_conditions
-from .schedule import SPACINGS
 
 FORMAT = "denoiser-web/1"
 OPSET = 17
@@ -159,7 +158,6 @@ def describe(sampler, names, prompts, table, difference: float) -> dict:
             "spacing": sampler.spacing,
             "max_level": sampler.max_level,
             "noise_levels": [float(level) for level in sampler.noise_levels],
-            "spacings": sorted(SPACINGS),
         },
         "parity_max_abs_difference": difference,
     }
