@@ -17,12 +17,11 @@ import tempfile
 import time
 
 import numpy as np
-
 from common import save
 
-from denoiser.export import export_onnx
+from denoiser.deploy.onnx import export_onnx
+from denoiser.deploy.server import generate_in_page, headless_chromium, page_url, serve_in_background
 from denoiser.generation import load_sampler
-from denoiser.webpage import generate_in_page, headless_chromium, page_url, serve_in_background
 
 SETTINGS = [("ddim", 20), ("dpmpp_2m", 10)]
 
@@ -46,11 +45,19 @@ def measure(run: str, driver, guidance: float = 2.0, label: int = 1) -> list[dic
                 start = time.perf_counter()
                 image, _ = generate_in_page(driver, noise, choice=label, steps=steps, guidance=guidance, solver=solver)
                 browser_seconds = time.perf_counter() - start
-                rows.append({"run": run, "image_shape": list(noise.shape[1:]), "solver": solver, "steps": steps,
-                             "guidance": guidance, "python_seconds": round(python_seconds, 3),
-                             "browser_seconds": round(browser_seconds, 3),
-                             "max_abs_difference": float(np.abs(image - expected).max()),
-                             "onnx_megabytes": round(os.path.getsize(os.path.join(folder, "model.onnx")) / 1e6, 1)})
+                rows.append(
+                    {
+                        "run": run,
+                        "image_shape": list(noise.shape[1:]),
+                        "solver": solver,
+                        "steps": steps,
+                        "guidance": guidance,
+                        "python_seconds": round(python_seconds, 3),
+                        "browser_seconds": round(browser_seconds, 3),
+                        "max_abs_difference": float(np.abs(image - expected).max()),
+                        "onnx_megabytes": round(os.path.getsize(os.path.join(folder, "model.onnx")) / 1e6, 1),
+                    }
+                )
         finally:
             server.shutdown()
     return rows
@@ -67,12 +74,16 @@ def main(argv=None):
         rows = [row for run in args.runs for row in measure(run, driver)]
     finally:
         driver.quit()
-    print(f"{'run':<28}{'image':>12}{'solver':>10}{'steps':>7}{'python s':>10}{'browser s':>11}{'max |diff|':>12}"
-          f"{'onnx MB':>9}")
+    print(
+        f"{'run':<28}{'image':>12}{'solver':>10}{'steps':>7}{'python s':>10}{'browser s':>11}{'max |diff|':>12}"
+        f"{'onnx MB':>9}"
+    )
     for row in rows:
         shape = "x".join(map(str, row["image_shape"]))
-        print(f"{row['run']:<28}{shape:>12}{row['solver']:>10}{row['steps']:>7}{row['python_seconds']:>10.2f}"
-              f"{row['browser_seconds']:>11.2f}{row['max_abs_difference']:>12.1e}{row['onnx_megabytes']:>9.1f}")
+        print(
+            f"{row['run']:<28}{shape:>12}{row['solver']:>10}{row['steps']:>7}{row['python_seconds']:>10.2f}"
+            f"{row['browser_seconds']:>11.2f}{row['max_abs_difference']:>12.1e}{row['onnx_megabytes']:>9.1f}"
+        )
     save(args.out, {"results": rows})
 
 

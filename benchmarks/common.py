@@ -7,7 +7,7 @@ import platform
 import shlex
 import sys
 
-from denoiser.files import write_json
+from denoiser.utils.files import write_json
 
 
 def machine() -> dict:
@@ -15,9 +15,15 @@ def machine() -> dict:
     import tensorflow as tf
 
     gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "gpus": gpus, "tensorflow": tf.__version__, "keras": keras.__version__,
-            "backend": keras.backend.backend()}
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "gpus": gpus,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+    }
 
 
 def command() -> str:

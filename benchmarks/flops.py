@@ -16,11 +16,10 @@ import math
 import os
 import time
 
-import numpy as np
-
 
 def op_flops(op) -> int:
     """FLOPs of one graph op (Conv2D, MatMul, BatchMatMul, Einsum); 0 for the others."""
+
     def shape(tensor):
         return [int(d) for d in tensor.shape]
 
@@ -69,7 +68,7 @@ def matmul_flops_per_second(size: int = 2048, repeats: int = 10, dtype: str = "f
         start = time.perf_counter()
         for _ in range(repeats):
             product(a, b).numpy()
-        best = max(best, 2 * size ** 3 * repeats / (time.perf_counter() - start))
+        best = max(best, 2 * size**3 * repeats / (time.perf_counter() - start))
     return best
 
 
@@ -77,8 +76,11 @@ def step_flops(model, config) -> dict:
     """Per image: forward, training step (3 forwards) and sampling step (2 forwards when guided)."""
     forward = forward_flops(model)
     guided = config.sample.guidance != 1.0 and config.model.condition != "none"
-    return {"forward_flops": forward, "training_step_flops": 3 * forward,
-            "sampling_step_flops": (2 if guided else 1) * forward}
+    return {
+        "forward_flops": forward,
+        "training_step_flops": 3 * forward,
+        "sampling_step_flops": (2 if guided else 1) * forward,
+    }
 
 
 def main(argv=None):
@@ -98,8 +100,11 @@ def main(argv=None):
         model = build_unet(config.model)
         rows.append({"preset": name, "parameters": model.count_params(), **step_flops(model, config)})
         row = rows[-1]
-        print(f"{name:<14}{row['parameters']:>11,}{row['forward_flops'] / 1e9:>15.3f}"
-              f"{row['training_step_flops'] / 1e9:>13.3f}{row['sampling_step_flops'] / 1e9:>19.3f}", flush=True)
+        print(
+            f"{name:<14}{row['parameters']:>11,}{row['forward_flops'] / 1e9:>15.3f}"
+            f"{row['training_step_flops'] / 1e9:>13.3f}{row['sampling_step_flops'] / 1e9:>19.3f}",
+            flush=True,
+        )
     matmul = matmul_flops_per_second()
     print(f"2048x2048 float32 matmul: {matmul / 1e9:.1f} GFLOP/s")
     save(args.out, {"matmul_flops_per_second": matmul, "results": rows})

@@ -22,8 +22,8 @@ from flops import step_flops
 
 from denoiser import build_unet, resolve_config, train
 from denoiser.config import parse_override
-from denoiser.evaluation import evaluate, summary_lines
-from denoiser.training import read_log
+from denoiser.evaluation.evaluator import evaluate, summary_lines
+from denoiser.rundir import read_log
 
 TRAINING_IMAGES = 60_000  # Fashion-MNIST's training split
 BUDGET_MODEL = {"base_width": 32}  # the seed's design at 1.2M parameters
@@ -38,8 +38,14 @@ def training_flops_per_image(config) -> tuple[float, int]:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="fashion_mnist")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override a config key, as in `denoiser train --set` (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a config key, as in `denoiser train --set` (repeatable)",
+    )
     parser.add_argument("--run-dir", default=os.path.join("runs", "bench-one-epoch"))
     parser.add_argument("--num", type=int, default=500, help="samples to score, classes in turn (default: %(default)s)")
     parser.add_argument("--steps", type=int, help="sampling steps (default: the preset's)")
@@ -51,21 +57,35 @@ def main(argv=None):
     config = resolve_config(args.preset, overrides=[*map(parse_override, args.overrides), {"train": {"epochs": 1}}])
     flops, parameters = training_flops_per_image(config)
     budget, budget_parameters = training_flops_per_image(
-        resolve_config("fashion_mnist", overrides=[{"model": BUDGET_MODEL}]))
+        resolve_config("fashion_mnist", overrides=[{"model": BUDGET_MODEL}])
+    )
 
     start = time.perf_counter()
     train(config, args.run_dir)
     trained = time.perf_counter() - start
     results = evaluate(args.run_dir, args.num, args.steps, args.guidance, solver=args.solver, progress=True, nearest=8)
     print("\n".join(summary_lines(results)))
-    print(f"training: {parameters:,} parameters, {flops / 1e9:.3f} GFLOP per image, one epoch = "
-          f"{TRAINING_IMAGES * flops / 1e12:.1f} TFLOP; budget ({budget_parameters:,}-parameter seed design): "
-          f"{TRAINING_IMAGES * budget / 1e12:.1f} TFLOP ({flops / budget:.0%} of it used)")
+    print(
+        f"training: {parameters:,} parameters, {flops / 1e9:.3f} GFLOP per image, one epoch = "
+        f"{TRAINING_IMAGES * flops / 1e12:.1f} TFLOP; budget ({budget_parameters:,}-parameter seed design): "
+        f"{TRAINING_IMAGES * budget / 1e12:.1f} TFLOP ({flops / budget:.0%} of it used)"
+    )
     log = read_log(os.path.join(args.run_dir, "log.csv"))
-    save(args.out, {"preset": args.preset, "overrides": args.overrides, "epochs": 1, "parameters": parameters,
-                    "training_flops_per_image": flops, "budget_flops_per_image": budget,
-                    "share_of_budget": round(flops / budget, 3), "training_log": log,
-                    "seconds_this_call": round(trained, 1), "results": results})
+    save(
+        args.out,
+        {
+            "preset": args.preset,
+            "overrides": args.overrides,
+            "epochs": 1,
+            "parameters": parameters,
+            "training_flops_per_image": flops,
+            "budget_flops_per_image": budget,
+            "share_of_budget": round(flops / budget, 3),
+            "training_log": log,
+            "seconds_this_call": round(trained, 1),
+            "results": results,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import os
 
 from common import save
 
-from denoiser.evaluation import Evaluation
+from denoiser.evaluation.evaluator import Evaluation
 from denoiser.generation import find_checkpoint, load_sampler
 
 
@@ -27,9 +27,22 @@ def quality_rows(run: str, steps_list, solvers, num: int, seed: int = 0, guidanc
         for steps in steps_list:
             sampler, _ = load_sampler(checkpoint, steps, guidance, solver)
             result = evaluation.run(sampler, num, seed=seed, nearest=0)
-            rows.append({key: result[key] for key in ("solver", "steps", "guidance", "num_samples",
-                                                      "conditional_accuracy", "conditional_accuracy_real",
-                                                      "classifier_fd", "classifier_fd_real", "seconds")})
+            rows.append(
+                {
+                    key: result[key]
+                    for key in (
+                        "solver",
+                        "steps",
+                        "guidance",
+                        "num_samples",
+                        "conditional_accuracy",
+                        "conditional_accuracy_real",
+                        "classifier_fd",
+                        "classifier_fd_real",
+                        "seconds",
+                    )
+                }
+            )
             print_row(rows[-1])
     return rows
 
@@ -39,8 +52,11 @@ def print_header() -> None:
 
 
 def print_row(row: dict) -> None:
-    print(f"{row['solver']:<10}{row['steps']:>6}{row['num_samples']:>9}{row['conditional_accuracy']:>10.3f}"
-          f"{row['classifier_fd']:>15.2f}{row['seconds']:>9.1f}", flush=True)
+    print(
+        f"{row['solver']:<10}{row['steps']:>6}{row['num_samples']:>9}{row['conditional_accuracy']:>10.3f}"
+        f"{row['classifier_fd']:>15.2f}{row['seconds']:>9.1f}",
+        flush=True,
+    )
 
 
 def main(argv=None):
@@ -55,8 +71,10 @@ def main(argv=None):
 
     print_header()
     rows = quality_rows(args.run, args.steps, args.solvers, args.num, guidance=args.guidance)
-    print(f"{'real':<10}{'':>6}{rows[0]['num_samples']:>9}{rows[0]['conditional_accuracy_real']:>10.3f}"
-          f"{rows[0]['classifier_fd_real']:>15.2f}   (training images: the floor)")
+    print(
+        f"{'real':<10}{'':>6}{rows[0]['num_samples']:>9}{rows[0]['conditional_accuracy_real']:>10.3f}"
+        f"{rows[0]['classifier_fd_real']:>15.2f}   (training images: the floor)"
+    )
     save(args.out, {"run": os.path.abspath(args.run), "results": rows})
 
 

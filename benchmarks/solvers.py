@@ -26,10 +26,10 @@ import keras
 import numpy as np
 
 from denoiser import Sampler, resolve_config, train
-from denoiser.files import write_json
 from denoiser.generation import load_sampler
 from denoiser.schedule import SPACINGS
 from denoiser.solvers import SOLVERS, solver_type
+from denoiser.utils.files import write_json
 
 RUNS = [(solver, spacing) for solver in SOLVERS for spacing in ("power", "log_snr")]
 
@@ -49,7 +49,9 @@ def distance(images: np.ndarray, reference: np.ndarray) -> float:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", nargs="?", help="run directory or .keras file (default: train a small shapes model)")
+    parser.add_argument(
+        "checkpoint", nargs="?", help="run directory or .keras file (default: train a small shapes model)"
+    )
     parser.add_argument("--images", type=int, default=32, help="images, spread over the classes (default: 32)")
     parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 35], help="network calls per image")
     parser.add_argument("--reference-steps", type=int, default=200)
@@ -72,18 +74,28 @@ def main(argv=None):
         return samplers[solver].solve(noise, SPACINGS[spacing](steps), condition)
 
     start = time.perf_counter()
-    references = {f"ddim-{args.reference_steps}": run("ddim", "power", args.reference_steps),
-                  f"2m-{args.reference_steps}": run("dpmpp_2m", "log_snr", args.reference_steps)}
+    references = {
+        f"ddim-{args.reference_steps}": run("ddim", "power", args.reference_steps),
+        f"2m-{args.reference_steps}": run("dpmpp_2m", "log_snr", args.reference_steps),
+    }
     rows = []
     for solver, spacing in RUNS:
         for steps in args.steps:
             images = run(solver, spacing, steps)
-            rows.append({"solver": solver, "spacing": spacing, "steps": steps,
-                         **{f"to_{name}": round(distance(images, ref), 5) for name, ref in references.items()}})
+            rows.append(
+                {
+                    "solver": solver,
+                    "spacing": spacing,
+                    "steps": steps,
+                    **{f"to_{name}": round(distance(images, ref), 5) for name, ref in references.items()},
+                }
+            )
     between = distance(*references.values())
 
-    print(f"Mean |pixel difference| to a {args.reference_steps}-step reference from the same noise "
-          f"({args.images} images, guidance {base.guidance}); * = the solver's own grid.")
+    print(
+        f"Mean |pixel difference| to a {args.reference_steps}-step reference from the same noise "
+        f"({args.images} images, guidance {base.guidance}); * = the solver's own grid."
+    )
     for name in references:
         print(f"\nreference {name}")
         print(f"{'solver':<10}{'grid':<10}" + "".join(f"{steps:>9}" for steps in args.steps))
@@ -93,12 +105,25 @@ def main(argv=None):
             print(f"{solver:<10}{spacing + own:<10}" + "".join(f"{cell:>9.4f}" for cell in cells))
     print(f"\ndistance between the two references: {between:.4f}   ({time.perf_counter() - start:.0f} s)")
 
-    machine = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "keras": keras.__version__,
-               "backend": keras.backend.backend()}
-    write_json(args.out, {"machine": machine, "checkpoint": os.path.abspath(checkpoint) if args.checkpoint else None,
-                          "images": args.images, "guidance": base.guidance, "seed": args.seed,
-                          "reference_steps": args.reference_steps, "distance_between_references": round(between, 5),
-                          "results": rows})
+    machine = {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+    }
+    write_json(
+        args.out,
+        {
+            "machine": machine,
+            "checkpoint": os.path.abspath(checkpoint) if args.checkpoint else None,
+            "images": args.images,
+            "guidance": base.guidance,
+            "seed": args.seed,
+            "reference_steps": args.reference_steps,
+            "distance_between_references": round(between, 5),
+            "results": rows,
+        },
+    )
     print(f"wrote {args.out}")
 
 

@@ -178,7 +178,7 @@ class DataConfig:
     def validate(self) -> None:
         if not 0.0 <= self.label_dropout < 1.0:
             raise ConfigError(f"data.label_dropout must be in [0, 1), got {self.label_dropout!r}.")
-        from .schedule import TRAINING_DISTRIBUTIONS
+        from denoiser.schedule import TRAINING_DISTRIBUTIONS
 
         if self.noise_distribution not in TRAINING_DISTRIBUTIONS:
             raise ConfigError(
@@ -190,7 +190,7 @@ class DataConfig:
 
     def _validate_text_data(self) -> None:
         """The encoder's name is checked here; that a captioned data set has its files, when it is loaded."""
-        from .text import EncoderError, check_encoder_spec
+        from denoiser.data.encoders import EncoderError, check_encoder_spec
 
         if self.encoder is not None:
             try:
@@ -221,14 +221,20 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"train.{name} must be a positive integer, got {value!r}.")
-        if self.steps_per_epoch is not None and (not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch <= 0):
-            raise ConfigError(f"train.steps_per_epoch must be a positive integer or null, got {self.steps_per_epoch!r}.")
+        if self.steps_per_epoch is not None and (
+            not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch <= 0
+        ):
+            raise ConfigError(
+                f"train.steps_per_epoch must be a positive integer or null, got {self.steps_per_epoch!r}."
+            )
         if not self.learning_rate > 0:
             raise ConfigError(f"train.learning_rate must be positive, got {self.learning_rate!r}.")
         if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             raise ConfigError(f"train.warmup_steps must be a non-negative integer, got {self.warmup_steps!r}.")
         if not isinstance(self.evaluate_every, int) or self.evaluate_every < 0:
-            raise ConfigError(f"train.evaluate_every must be a non-negative integer (0 = off), got {self.evaluate_every!r}.")
+            raise ConfigError(
+                f"train.evaluate_every must be a non-negative integer (0 = off), got {self.evaluate_every!r}."
+            )
         if not isinstance(self.keep_checkpoints, int) or self.keep_checkpoints < 0:
             raise ConfigError(f"train.keep_checkpoints must be a non-negative integer, got {self.keep_checkpoints!r}.")
         if not 0.0 <= self.ema_decay < 1.0:

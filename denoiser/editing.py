@@ -27,9 +27,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from .sampler import Sampler
-from .schedule import add_noise, renoise
-from .solvers import make_solver
+from denoiser.sampler import Sampler
+from denoiser.schedule import add_noise, renoise
+from denoiser.solvers import make_solver
+from denoiser.utils.images import fit_image, load_image
 
 SIDES = ("left", "right", "top", "bottom")
 
@@ -90,15 +91,18 @@ def outpaint(sampler: Sampler, images, pixels: int, side: str = "right", **optio
     if side not in SIDES:
         raise ValueError(f"Unknown side {side!r}; choose one of {', '.join(SIDES)}.")
     if not 0 < pixels < size:
-        raise ValueError(f"Outpainting grows by 1 to {size - 1} pixels at a time for this {size}x{size} model; "
-                         f"got {pixels}.")
+        raise ValueError(
+            f"Outpainting grows by 1 to {size - 1} pixels at a time for this {size}x{size} model; got {pixels}."
+        )
     images = np.asarray(images, "float32")
     images = images[None] if images.ndim == 3 else images
     axis = 2 if side in ("left", "right") else 1  # the axis that grows
     kept, length, at_end = size - pixels, images.shape[axis], side in ("right", "bottom")
     if images.shape[3 - axis] != size or length < kept:
-        raise ValueError(f"Growing the {side} side needs images {size} pixels across it and at least {kept} along it; "
-                         f"got {images.shape[1]}x{images.shape[2]}.")
+        raise ValueError(
+            f"Growing the {side} side needs images {size} pixels across it and at least {kept} along it; "
+            f"got {images.shape[1]}x{images.shape[2]}."
+        )
 
     def attach(base, band):  # put `band` on the growing side of `base`
         return np.concatenate([base, band] if at_end else [band, base], axis=axis)
@@ -158,7 +162,9 @@ def batch_images(sampler: Sampler, images, condition, num_images):
     images = np.asarray(images, "float32")
     images = images[None] if images.ndim == 3 else images
     if images.shape[1:] != sampler.image_shape:
-        raise ValueError(f"Images of shape {images.shape[1:]} do not fit this model, which makes {sampler.image_shape}.")
+        raise ValueError(
+            f"Images of shape {images.shape[1:]} do not fit this model, which makes {sampler.image_shape}."
+        )
     if np.abs(images).max() > 1.0 + 1e-5:
         raise ValueError("Images must be floats in [-1, 1] (a uint8 pixel p becomes p / 127.5 - 1).")
     count = num_images or len(images)
@@ -186,15 +192,11 @@ def broadcast_mask(mask, shape) -> np.ndarray:
 # is resized and the middle of the longer side cut out. A mask or box goes through the same fit.
 def image_from_file(path, size: int, channels: int) -> np.ndarray:
     """An image file as a (size, size, channels) float32 array in [-1, 1]."""
-    from .images import load_image
-
     return load_image(path, size, channels).astype("float32") / 127.5 - 1.0
 
 
 def mask_from_file(path, size: int) -> np.ndarray:
     """A mask file as (size, size, 1): 1 where it is white (grey value >= 128, generate), 0 where dark (keep)."""
-    from .images import load_image
-
     return (load_image(path, size, channels=1) >= 128).astype("float32")
 
 
@@ -205,14 +207,14 @@ def box_mask(box, image_path, size: int) -> np.ndarray:
     """
     from PIL import Image
 
-    from .images import fit_image
-
     with Image.open(image_path) as picture:
         width, height = picture.size
     x0, y0, x1, y1 = box
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-        raise ValueError(f"The box {x0},{y0},{x1},{y1} must have 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height} "
-                         f"(the image is {width}x{height}).")
+        raise ValueError(
+            f"The box {x0},{y0},{x1},{y1} must have 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height} "
+            f"(the image is {width}x{height})."
+        )
     pixels = np.zeros((height, width), "uint8")
     pixels[y0:y1, x0:x1] = 255
     return (fit_image(pixels, size, channels=1) >= 128).astype("float32")

@@ -17,9 +17,11 @@ import os
 import numpy as np
 import yaml
 
-from .config import RunConfig
-from .sampler import Sampler
-from .serialization import CheckpointError, load_model
+from denoiser.config import RunConfig
+from denoiser.data.encoders import encode_texts
+from denoiser.data.sources import class_names_for
+from denoiser.sampler import Sampler
+from denoiser.serialization import CheckpointError, load_model
 
 
 def find_checkpoint(path: str | os.PathLike) -> tuple[str, RunConfig | None]:
@@ -44,13 +46,12 @@ def find_checkpoint(path: str | os.PathLike) -> tuple[str, RunConfig | None]:
 
 
 def class_names(config: RunConfig | None) -> tuple[str, ...]:
-    from .training import class_names_for
-
     return class_names_for(config) if config is not None else ()
 
 
-def load_sampler(path, steps: int | None = None, guidance: float | None = None,
-                 solver: str = "ddim") -> tuple[Sampler, RunConfig | None]:
+def load_sampler(
+    path, steps: int | None = None, guidance: float | None = None, solver: str = "ddim"
+) -> tuple[Sampler, RunConfig | None]:
     """A `Sampler` over the averaged weights of a checkpoint, with the run's sampling defaults."""
     checkpoint, config = find_checkpoint(path)
     defaults = config.sample if config is not None else RunConfig().sample
@@ -111,8 +112,6 @@ def text_encoder(config: RunConfig | None, encoder: str | None = None) -> str:
 
 def prompt_conditions(prompts, sampler: Sampler, config: RunConfig | None, encoder: str | None = None) -> np.ndarray:
     """The model's conditions for `prompts`: their embeddings by the run's encoder ("" gives the zero vector)."""
-    from .text import encode_texts
-
     kind = sampler.inputs["condition"]
     if kind == "class":
         raise ValueError("This model is conditioned on class labels, not text; give --label instead of prompts.")
@@ -129,8 +128,19 @@ def prompt_conditions(prompts, sampler: Sampler, config: RunConfig | None, encod
     return embeddings
 
 
-def generate(path, labels=(), num_per_label: int = 8, steps=None, guidance=None, seed: int = 0, progress=False,
-             solver: str = "ddim", callback=None, prompts=(), encoder: str | None = None):
+def generate(
+    path,
+    labels=(),
+    num_per_label: int = 8,
+    steps=None,
+    guidance=None,
+    seed: int = 0,
+    progress=False,
+    solver: str = "ddim",
+    callback=None,
+    prompts=(),
+    encoder: str | None = None,
+):
     """Sample `num_per_label` images per label, or per prompt, from a checkpoint or run directory.
 
     Returns images (N, H, W, C) in [-1, 1], their class ids (N,) (0 when unconditional) and the
@@ -149,8 +159,9 @@ def generate(path, labels=(), num_per_label: int = 8, steps=None, guidance=None,
         return images, np.repeat(np.arange(len(prompts)), num_per_label), list(prompts)
     ids, names = label_ids(labels, sampler, config)
     conditions = None if ids is None else np.repeat(ids, num_per_label)
-    images = sampler.sample(condition=conditions, num_images=num_per_label * len(names), seed=seed, progress=progress,
-                            callback=callback)
+    images = sampler.sample(
+        condition=conditions, num_images=num_per_label * len(names), seed=seed, progress=progress, callback=callback
+    )
     return images, (np.zeros(len(images), "int32") if conditions is None else conditions), names
 
 
@@ -171,9 +182,19 @@ def slerp(a, b, t: float) -> np.ndarray:
     return ((np.sin((1 - t) * angle) * a + np.sin(t * angle) * b) / np.sin(angle)).astype("float32")
 
 
-def interpolate(path, from_prompt: str | None = None, to_prompt: str | None = None, prompt: str | None = None,
-                seeds: tuple[int, int] | None = None, frames: int = 8, steps=None, guidance=None, seed: int = 0,
-                encoder: str | None = None, progress=False) -> np.ndarray:
+def interpolate(
+    path,
+    from_prompt: str | None = None,
+    to_prompt: str | None = None,
+    prompt: str | None = None,
+    seeds: tuple[int, int] | None = None,
+    frames: int = 8,
+    steps=None,
+    guidance=None,
+    seed: int = 0,
+    encoder: str | None = None,
+    progress=False,
+) -> np.ndarray:
     """A strip of `frames` images (frames, H, W, C) in [-1, 1] that moves between two prompts or two noises.
 
     from_prompt, to_prompt: the condition moves from one prompt's embedding to the other's (slerp);

@@ -62,7 +62,9 @@ class ResidualBlock(layers.Layer):
         self.film = layers.Dense(2 * width, name="film", dtype=self.dtype_policy)
         self.norm_out = layers.GroupNormalization(groups, name="norm_out", dtype=self.dtype_policy)
         self.drop = layers.Dropout(dropout, name="dropout", dtype=self.dtype_policy)
-        self.conv_out = layers.Conv2D(width, 3, padding="same", kernel_initializer="zeros", name="conv_out", dtype=self.dtype_policy)
+        self.conv_out = layers.Conv2D(
+            width, 3, padding="same", kernel_initializer="zeros", name="conv_out", dtype=self.dtype_policy
+        )
         self.project_skip = None
 
     def build(self, input_shape):

@@ -16,8 +16,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .config import ModelConfig
-from .layers import CrossAttention, ResidualBlock, SelfAttention, SinusoidalEmbedding
+from denoiser.config import ModelConfig
+from denoiser.layers import CrossAttention, ResidualBlock, SelfAttention, SinusoidalEmbedding
 
 
 def embedding_width(config: ModelConfig) -> int:
@@ -31,7 +31,9 @@ def build_unet(config: ModelConfig, name: str = "denoiser_unet") -> keras.Model:
     noisy_images = keras.Input((config.image_size, config.image_size, config.channels), name="noisy_images")
     noise_level = keras.Input((1,), name="noise_level")
 
-    embedding = SinusoidalEmbedding(config.noise_embedding_dim, config.noise_embedding_max_frequency, name="noise_sinusoids")(noise_level)
+    embedding = SinusoidalEmbedding(
+        config.noise_embedding_dim, config.noise_embedding_max_frequency, name="noise_sinusoids"
+    )(noise_level)
     embedding = layers.Dense(width, activation="silu", name="noise_mlp_1")(embedding)
     embedding = layers.Dense(width, name="noise_mlp_2")(embedding)
 
@@ -51,7 +53,9 @@ def build_unet(config: ModelConfig, name: str = "denoiser_unet") -> keras.Model:
         return x
 
     def block(x, level, tag):
-        x = ResidualBlock(config.widths[level], config.norm_groups, config.dropout, name=f"{tag}_residual")([x, embedding])
+        x = ResidualBlock(config.widths[level], config.norm_groups, config.dropout, name=f"{tag}_residual")(
+            [x, embedding]
+        )
         return attend(x, level, tag)
 
     x = layers.Conv2D(config.widths[0], 3, padding="same", name="stem")(noisy_images)
@@ -74,7 +78,9 @@ def build_unet(config: ModelConfig, name: str = "denoiser_unet") -> keras.Model:
 
     x = layers.GroupNormalization(config.norm_groups, name="out_norm")(x)
     x = layers.Activation("silu", name="out_silu")(x)
-    x0_hat = layers.Conv2D(config.channels, 3, padding="same", kernel_initializer="zeros", dtype="float32", name="x0_hat")(x)
+    x0_hat = layers.Conv2D(
+        config.channels, 3, padding="same", kernel_initializer="zeros", dtype="float32", name="x0_hat"
+    )(x)
     return keras.Model(inputs, x0_hat, name=name)
 
 

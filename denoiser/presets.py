@@ -1,12 +1,12 @@
 """Named starting configurations. A preset only lists what differs from the defaults in config.py.
 
-    denoiser train --preset cifar10 --set train.epochs=30
+denoiser train --preset cifar10 --set train.epochs=30
 """
 
 from __future__ import annotations
 
-from .config import ConfigError, RunConfig, merge
-from .text import DEFAULT_ENCODER
+from denoiser.config import ConfigError, RunConfig, merge
+from denoiser.data.encoders import DEFAULT_ENCODER
 
 # The seed's Fashion-MNIST model: base width 64, multipliers (1, 2, 3), 2 blocks per level,
 # attention at the middle level, batch 64, learning rate 3e-4.
@@ -102,7 +102,9 @@ def preset_names() -> list[str]:
     return sorted(PRESETS)
 
 
-def resolve_config(preset: str = "fashion_mnist", file_values: dict | None = None, overrides: list[dict] = ()) -> RunConfig:
+def resolve_config(
+    preset: str = "fashion_mnist", file_values: dict | None = None, overrides: list[dict] = ()
+) -> RunConfig:
     """The config of a run: a preset, then a YAML file's values, then command-line overrides, in that order."""
     if preset not in PRESETS:
         raise ConfigError(f"Unknown preset {preset!r}; choose one of {preset_names()}.")

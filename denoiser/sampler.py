@@ -20,15 +20,15 @@ of noise levels is the solver's preferred `spacing` unless another is asked for 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
 from keras import ops
 
-from .model import describe_inputs
-from .schedule import SPACINGS
-from .solvers import make_solver, solver_type
+from denoiser.model import describe_inputs
+from denoiser.schedule import SPACINGS
+from denoiser.solvers import make_solver, solver_type
 
 
 def dynamic_threshold(x0_hat, percentile: float | None = 99.5):
@@ -179,7 +179,9 @@ class Sampler:
         if condition is None:
             count = num_images if num_images is not None else (len(noise) if noise is not None else None)
             if count is None:
-                raise ValueError("Give `condition` (or `num_images` for unconditioned samples from the empty condition).")
+                raise ValueError(
+                    "Give `condition` (or `num_images` for unconditioned samples from the empty condition)."
+                )
             shape = {"class": (count,), "vector": (count, self.inputs.get("condition_dim", 0))}.get(
                 kind, (count, self.inputs.get("condition_tokens", 0), self.inputs.get("condition_dim", 0))
             )
@@ -188,12 +190,16 @@ class Sampler:
             condition = np.asarray(condition).astype("int32").reshape(-1, 1)
             top = self.inputs["num_classes"]
             if condition.min() < 0 or condition.max() > top:
-                raise ValueError(f"Class ids must lie in [0, {top}] (0 = no condition); got {condition.ravel().tolist()}.")
+                raise ValueError(
+                    f"Class ids must lie in [0, {top}] (0 = no condition); got {condition.ravel().tolist()}."
+                )
             return condition
         condition = np.asarray(condition, dtype="float32")
         expected = 2 if kind == "vector" else 3
         if condition.ndim != expected:
-            raise ValueError(f"A {kind} condition needs {expected} dimensions (one row per image); got shape {condition.shape}.")
+            raise ValueError(
+                f"A {kind} condition needs {expected} dimensions (one row per image); got shape {condition.shape}."
+            )
         return condition
 
     # ----------------------------------------------------------------------------- internals

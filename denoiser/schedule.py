@@ -33,7 +33,9 @@ def renoise(noisy_images, noise, noise_level, higher_level):
     shrinks to (1 - b) and the noise variances add up to b^2. Used by RePaint's jumps back.
     """
     if not 0.0 <= noise_level <= higher_level <= 1.0 or noise_level == 1.0:
-        raise ValueError(f"renoise goes up from a level in [0, 1) to a higher one; got {noise_level} -> {higher_level}.")
+        raise ValueError(
+            f"renoise goes up from a level in [0, 1) to a higher one; got {noise_level} -> {higher_level}."
+        )
     scale = (1.0 - higher_level) / (1.0 - noise_level)
     spread = np.sqrt(max(higher_level**2 - (scale * noise_level) ** 2, 0.0))
     return scale * noisy_images + spread * noise
@@ -53,9 +55,7 @@ def training_noise_levels(uniform, distribution: str = "folded_normal"):
     draw serves every distribution.
     """
     if distribution not in TRAINING_DISTRIBUTIONS:
-        raise ValueError(
-            f"Unknown noise level distribution {distribution!r}; choose one of {TRAINING_DISTRIBUTIONS}."
-        )
+        raise ValueError(f"Unknown noise level distribution {distribution!r}; choose one of {TRAINING_DISTRIBUTIONS}.")
     if distribution == "uniform":
         levels = uniform
     else:

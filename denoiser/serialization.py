@@ -12,7 +12,9 @@ import zipfile
 
 import keras
 
-from . import layers as _layers  # noqa: F401  (registers the custom layers before loading)
+# Importing these registers the custom layers, the optimizer and its schedule with Keras, so `.keras` files load.
+import denoiser.layers  # noqa: F401
+import denoiser.optimizer  # noqa: F401
 
 
 class CheckpointError(RuntimeError):
@@ -25,8 +27,6 @@ def load_model(path: str | os.PathLike, compile: bool = False, ema: bool = False
     compile: also restore the optimizer and its state (to resume training).
     ema: use the optimizer's averaged weights when the checkpoint has them (for sampling).
     """
-    from . import training as _training  # noqa: F401  (registers the optimizer and learning-rate schedule)
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"No checkpoint file at {path!r}.")
@@ -51,7 +51,9 @@ def ema_variables(model: keras.Model) -> dict:
     averages = getattr(optimizer, "_model_variables_moving_average", None) if optimizer is not None else None
     if not getattr(optimizer, "use_ema", False) or not averages:
         return {}
-    return {variable.path: average for variable, average in zip(model.trainable_variables, averages) if average is not None}
+    return {
+        variable.path: average for variable, average in zip(model.trainable_variables, averages) if average is not None
+    }
 
 
 def copy_ema_weights(model: keras.Model, into: keras.Model) -> None:

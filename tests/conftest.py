@@ -43,7 +43,7 @@ def write_captioned_folder(root, count: int = 12, size: int = 20, seed: int = 0)
 
     from PIL import Image
 
-    from denoiser.shapes import make_shapes
+    from denoiser.data.shapes import make_shapes
 
     images, _, captions = make_shapes(count + 2, image_size=size, seed=seed)
     readable = []
@@ -93,11 +93,23 @@ def make_tiny_run(root, condition: str = "class", channels: int = 3, seed: int =
 
     from denoiser import build_unet, resolve_config
 
-    overrides = {"model": {
-        "image_size": 16, "channels": channels, "base_width": 8, "width_multipliers": [1, 2],
-        "blocks_per_level": 1, "self_attention": [False, True], "cross_attention": [False, condition != "none"],
-        "attention_heads": 2, "norm_groups": 4, "condition": condition, "condition_dim": 512, "condition_tokens": 77,
-    }, "sample": {"steps": 6, "guidance": 2.0}}
+    overrides = {
+        "model": {
+            "image_size": 16,
+            "channels": channels,
+            "base_width": 8,
+            "width_multipliers": [1, 2],
+            "blocks_per_level": 1,
+            "self_attention": [False, True],
+            "cross_attention": [False, condition != "none"],
+            "attention_heads": 2,
+            "norm_groups": 4,
+            "condition": condition,
+            "condition_dim": 512,
+            "condition_tokens": 77,
+        },
+        "sample": {"steps": 6, "guidance": 2.0},
+    }
     if condition in ("vector", "sequence"):
         overrides["data"] = {"encoder": "open_clip/ViT-B-32/none"}
     config = resolve_config("shapes", overrides=[overrides])

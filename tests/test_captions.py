@@ -6,18 +6,22 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
-
-from denoiser import captions as captions_module
-from denoiser.captions import (
-    cache_path, dataset_from_config, load_array_dataset, load_captioned_dataset, read_captions,
-)
-from denoiser.config import parse_override
-from denoiser.data import DataError, Dataset, training_pipeline
-from denoiser.images import fit_image
-from denoiser.presets import resolve_config
-from denoiser.text import embed_captions
-
 from test_text import FakeEncoder, fake_embedding
+
+from denoiser.config import parse_override
+from denoiser.data import captions as captions_module
+from denoiser.data.captions import (
+    cache_path,
+    dataset_from_config,
+    load_array_dataset,
+    load_captioned_dataset,
+    read_captions,
+)
+from denoiser.data.dataset import DataError, Dataset
+from denoiser.data.encoders import embed_captions
+from denoiser.data.pipeline import training_pipeline
+from denoiser.presets import resolve_config
+from denoiser.utils.images import fit_image
 
 
 def test_folder_with_a_corrupt_jpeg_and_an_uncaptioned_image(captioned_folder, capsys):
@@ -82,8 +86,16 @@ def write_table(path, rows):
 def test_csv_table_with_relative_paths(captioned_folder, tmp_path, capsys):
     folder, readable = captioned_folder
     table = tmp_path / "captioned" / "data.csv"
-    write_table(table, [["00000/000000000.jpg", "first"], ["00000/000000001.jpg", "corrupt"],
-                        ["00000/000000003.jpg", ""], ["00000/000000004.jpg", "fourth"], ["missing.jpg", "gone"]])
+    write_table(
+        table,
+        [
+            ["00000/000000000.jpg", "first"],
+            ["00000/000000001.jpg", "corrupt"],
+            ["00000/000000003.jpg", ""],
+            ["00000/000000004.jpg", "fourth"],
+            ["missing.jpg", "gone"],
+        ],
+    )
     listing = read_captions(table)
     assert listing.captions == ["first", "corrupt", "fourth", "gone"] and listing.missing_captions == 1
     dataset = load_captioned_dataset(table, image_size=8, encoder=FakeEncoder(), progress=False)
@@ -99,8 +111,9 @@ def test_parquet_table(captioned_folder, tmp_path):
 
     folder, _ = captioned_folder
     path = str(tmp_path / "captioned" / "data.parquet")
-    parquet.write_table(pyarrow.table({"file": ["00000/000000000.jpg", "00000/000000004.jpg"],
-                                       "text": ["a picture", None]}), path)
+    parquet.write_table(
+        pyarrow.table({"file": ["00000/000000000.jpg", "00000/000000004.jpg"], "text": ["a picture", None]}), path
+    )
     listing = read_captions(path)
     assert listing.captions == ["a picture"] and listing.missing_captions == 1
 
@@ -167,7 +180,7 @@ def test_batches_are_read_by_index_from_the_usable_rows_only():
 
 def test_a_run_may_move_its_data_but_not_change_its_encoder(tmp_path):
     from denoiser.config import ConfigError
-    from denoiser.training import RunDirectory
+    from denoiser.rundir import RunDirectory
 
     def config(*sets):
         return resolve_config("captions", overrides=[parse_override(text) for text in sets])

@@ -10,12 +10,20 @@ import pytest
 from PIL import Image
 
 from denoiser.cli import main
-from denoiser.training import RunDirectory
+from denoiser.rundir import RunDirectory
 
 TINY_SETS = [
-    "model.base_width=8", "model.width_multipliers=[1, 2]", "model.blocks_per_level=1",
-    "model.self_attention=[false, true]", "model.cross_attention=[false, true]", "model.attention_heads=2",
-    "model.norm_groups=4", "data.num_images=128", "train.batch_size=16", "sample.steps=2", "sample.columns=2",
+    "model.base_width=8",
+    "model.width_multipliers=[1, 2]",
+    "model.blocks_per_level=1",
+    "model.self_attention=[false, true]",
+    "model.cross_attention=[false, true]",
+    "model.attention_heads=2",
+    "model.norm_groups=4",
+    "data.num_images=128",
+    "train.batch_size=16",
+    "sample.steps=2",
+    "sample.columns=2",
 ]
 
 
@@ -46,8 +54,25 @@ def test_train_writes_a_run_directory(trained_run):
 
 def test_sample_writes_png_and_npz_of_requested_size(trained_run, tmp_path):
     out, npz = tmp_path / "grid.png", tmp_path / "grid.npz"
-    code = main(["sample", "--checkpoint", str(trained_run), "--label", "2", "--label", "red circle", "--num", "3",
-                 "--steps", "2", "--out", str(out), "--npz", str(npz)])
+    code = main(
+        [
+            "sample",
+            "--checkpoint",
+            str(trained_run),
+            "--label",
+            "2",
+            "--label",
+            "red circle",
+            "--num",
+            "3",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+            "--npz",
+            str(npz),
+        ]
+    )
     assert code == 0
     assert Image.open(out).size[0] > 0
     data = np.load(npz)
@@ -60,14 +85,34 @@ def test_sample_from_a_checkpoint_file_is_reproducible(trained_run, tmp_path):
     arrays = []
     for name in ("a", "b"):
         npz = tmp_path / f"{name}.npz"
-        assert main(["sample", "--checkpoint", checkpoint, "--num", "2", "--steps", "2", "--seed", "7",
-                     "--out", str(tmp_path / f"{name}.png"), "--npz", str(npz)]) == 0
+        assert (
+            main(
+                [
+                    "sample",
+                    "--checkpoint",
+                    checkpoint,
+                    "--num",
+                    "2",
+                    "--steps",
+                    "2",
+                    "--seed",
+                    "7",
+                    "--out",
+                    str(tmp_path / f"{name}.png"),
+                    "--npz",
+                    str(npz),
+                ]
+            )
+            == 0
+        )
         arrays.append(np.load(npz)["images"])
     np.testing.assert_array_equal(arrays[0], arrays[1])
 
 
 def test_unknown_label_is_one_clear_line(trained_run, tmp_path, capsys):
-    assert main(["sample", "--checkpoint", str(trained_run), "--label", "unicorn", "--out", str(tmp_path / "x.png")]) == 2
+    assert (
+        main(["sample", "--checkpoint", str(trained_run), "--label", "unicorn", "--out", str(tmp_path / "x.png")]) == 2
+    )
     error = capsys.readouterr().err.strip()
     assert "unicorn" in error and "red circle" in error and len(error.splitlines()) == 1
 
@@ -82,7 +127,9 @@ def test_truncated_checkpoint_gives_a_clear_error(trained_run, tmp_path, capsys)
 
 
 def test_bad_config_exits_nonzero_with_a_message_not_a_traceback(tmp_path):
-    result = run_console_script("train", "--preset", "shapes", "--run-dir", str(tmp_path), "--set", "model.base_width=-4")
+    result = run_console_script(
+        "train", "--preset", "shapes", "--run-dir", str(tmp_path), "--set", "model.base_width=-4"
+    )
     assert result.returncode == 2
     assert "model" in result.stderr and "base_width" in result.stderr
     assert "Traceback" not in result.stderr

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from denoiser.config import ModelConfig
-from denoiser.data import Dataset, DataError, check_fits_model, load_dataset, training_pipeline
+from denoiser.data.dataset import DataError, Dataset, check_fits_model
+from denoiser.data.pipeline import training_pipeline
+from denoiser.data.sources import load_dataset
 from denoiser.schedule import MAX_LEVEL, MIN_LEVEL
 
 
@@ -21,7 +23,7 @@ def first_batches(pipeline, count):
 def test_pipeline_shapes_ranges_and_noising():
     """Targets are the images scaled to [-1, 1]; inputs lie on the line between them and the noise."""
     dataset = toy_dataset()
-    (x_t, levels, conditions, x0), = first_batches(training_pipeline(dataset, batch_size=32), 1)
+    ((x_t, levels, conditions, x0),) = first_batches(training_pipeline(dataset, batch_size=32), 1)
     assert x_t.shape == x0.shape == (32, 8, 8, 1)
     assert levels.shape == (32, 1) and conditions.shape == (32, 1)
     assert x0.min() >= -1.0 and x0.max() <= 1.0
@@ -46,7 +48,7 @@ def test_vector_conditions_are_dropped_to_zero_vectors():
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (1024, 8, 8, 3), dtype=np.uint8)
     vectors = rng.normal(size=(1024, 6)).astype("float32") + 5.0  # never zero by chance
-    (_, _, conditions, _), = first_batches(training_pipeline(Dataset(images, vectors), 1024, label_dropout=0.3), 1)
+    ((_, _, conditions, _),) = first_batches(training_pipeline(Dataset(images, vectors), 1024, label_dropout=0.3), 1)
     zero_rows = np.all(conditions == 0, axis=1)
     assert 0.25 < zero_rows.mean() < 0.35
     assert np.all(conditions[~zero_rows] > 0)
@@ -54,8 +56,8 @@ def test_vector_conditions_are_dropped_to_zero_vectors():
 
 def test_each_epoch_sees_new_order_and_new_noise():
     pipeline = training_pipeline(toy_dataset(), batch_size=256)
-    (first, *_), = first_batches(pipeline, 1)
-    (second, *_), = first_batches(pipeline, 1)
+    ((first, *_),) = first_batches(pipeline, 1)
+    ((second, *_),) = first_batches(pipeline, 1)
     assert not np.allclose(first, second)
 
 
@@ -76,11 +78,24 @@ def test_shapes_dataset_needs_no_download():
 def test_mismatched_data_and_model_are_explained():
     dataset = toy_dataset(size=8, classes=4)
     with pytest.raises(DataError, match="image_size"):
-        check_fits_model(dataset, ModelConfig(image_size=16, base_width=8, width_multipliers=[1], self_attention=[False],
-                                              cross_attention=[False]))
+        check_fits_model(
+            dataset,
+            ModelConfig(
+                image_size=16, base_width=8, width_multipliers=[1], self_attention=[False], cross_attention=[False]
+            ),
+        )
     with pytest.raises(DataError, match="num_classes"):
-        check_fits_model(dataset, ModelConfig(image_size=8, base_width=8, width_multipliers=[1], self_attention=[False],
-                                              cross_attention=[False], num_classes=2))
+        check_fits_model(
+            dataset,
+            ModelConfig(
+                image_size=8,
+                base_width=8,
+                width_multipliers=[1],
+                self_attention=[False],
+                cross_attention=[False],
+                num_classes=2,
+            ),
+        )
     with pytest.raises(DataError, match="Unknown dataset"):
         load_dataset("imagenet")
     with pytest.raises(DataError, match="fewer than one batch"):

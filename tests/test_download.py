@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from denoiser.cli import main
-from denoiser.download import DownloadError, download_file, drive_file_id, parse_checksum
+from denoiser.utils.download import DownloadError, download_file, drive_file_id, parse_checksum
 
 FILE_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz012345"
 CONTENT = b"pretend this is a checkpoint\n"

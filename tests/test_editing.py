@@ -3,15 +3,14 @@
 import numpy as np
 import pytest
 from PIL import Image
+from test_model import randomize_weights, tiny
+from test_solvers import linear_network
 
 from denoiser import Sampler, build_unet
 from denoiser.cli import main
 from denoiser.editing import box_mask, image_from_file, image_to_image, inpaint, mask_from_file, outpaint, repaint_path
-from denoiser.plotting import ProcessRecorder
 from denoiser.schedule import add_noise, renoise
-
-from test_model import randomize_weights, tiny
-from test_solvers import linear_network
+from denoiser.utils.plotting import ProcessRecorder
 
 SOLVERS = ["ddim", "dpmpp_2m"]
 
@@ -112,8 +111,10 @@ def test_image_to_image_stays_closer_to_the_input_at_lower_strength(image):
     """With the exact Gaussian denoiser, a little noise is removed again; a lot gives a new image."""
     sampler = Sampler(linear_network(8), steps=10, threshold_percentile=None)
     start = np.clip(image * 0.5, -1, 1)
-    distances = [np.abs(image_to_image(sampler, start, strength, num_images=4, seed=0) - start).mean()
-                 for strength in (0.05, 0.3, 0.9)]
+    distances = [
+        np.abs(image_to_image(sampler, start, strength, num_images=4, seed=0) - start).mean()
+        for strength in (0.05, 0.3, 0.9)
+    ]
     assert distances[0] < distances[1] < distances[2], distances
     seen = []
     image_to_image(sampler, start, 0.3, seed=0, callback=lambda step, level, x0: seen.append(level))
@@ -176,24 +177,66 @@ def cli_files(class_model, tmp_path_factory):
 
 
 def test_inpaint_and_img2img_commands_write_their_pictures(cli_files, tmp_path):
-    common = ["--checkpoint", str(cli_files / "model.keras"), "--image", str(cli_files / "image.png"),
-              "--steps", "2", "--num", "2", "--label", "1"]
-    assert main(["inpaint", *common, "--mask-box", "0,0,4,8", "--solver", "dpmpp_2m", "--out", str(tmp_path / "a.png"),
-                 "--gif", str(tmp_path / "a.gif"), "--strip", str(tmp_path / "a-strip.png")]) == 0
+    common = [
+        "--checkpoint",
+        str(cli_files / "model.keras"),
+        "--image",
+        str(cli_files / "image.png"),
+        "--steps",
+        "2",
+        "--num",
+        "2",
+        "--label",
+        "1",
+    ]
+    assert (
+        main(
+            [
+                "inpaint",
+                *common,
+                "--mask-box",
+                "0,0,4,8",
+                "--solver",
+                "dpmpp_2m",
+                "--out",
+                str(tmp_path / "a.png"),
+                "--gif",
+                str(tmp_path / "a.gif"),
+                "--strip",
+                str(tmp_path / "a-strip.png"),
+            ]
+        )
+        == 0
+    )
     assert main(["inpaint", *common, "--grow", "3", "--side", "bottom", "--out", str(tmp_path / "b.png")]) == 0
     assert main(["img2img", *common, "--strength", "0.4", "--out", str(tmp_path / "c.png")]) == 0
     for name in ("a.png", "a.gif", "a-strip.png", "b.png", "c.png"):
         assert (tmp_path / name).stat().st_size > 0, name
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["inpaint", "--mask-box", "0,0,20,4"], "0 <= x0 < x1 <= 8"),
-    (["inpaint", "--grow", "9"], "1 to 7 pixels"),
-    (["img2img", "--strength", "1.5"], "strength"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["inpaint", "--mask-box", "0,0,20,4"], "0 <= x0 < x1 <= 8"),
+        (["inpaint", "--grow", "9"], "1 to 7 pixels"),
+        (["img2img", "--strength", "1.5"], "strength"),
+    ],
+)
 def test_editing_mistakes_are_one_clear_line(cli_files, tmp_path, capsys, extra, message):
     command, *options = extra
-    code = main([command, "--checkpoint", str(cli_files / "model.keras"), "--image", str(cli_files / "image.png"),
-                 "--steps", "2", *options, "--out", str(tmp_path / "x.png")])
+    code = main(
+        [
+            command,
+            "--checkpoint",
+            str(cli_files / "model.keras"),
+            "--image",
+            str(cli_files / "image.png"),
+            "--steps",
+            "2",
+            *options,
+            "--out",
+            str(tmp_path / "x.png"),
+        ]
+    )
     error = capsys.readouterr().err.strip()
     assert code == 2 and message in error and len(error.splitlines()) == 1, error

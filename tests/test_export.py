@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from denoiser.cli import main
-from denoiser.export import ExportError, example_inputs, export_onnx, parity, write_onnx
+from denoiser.deploy.onnx import ExportError, example_inputs, export_onnx, parity, write_onnx
 from denoiser.generation import load_sampler
 from denoiser.model import describe_inputs
 
@@ -74,13 +74,18 @@ def test_every_condition_kind_exports_within_tolerance(condition, channels, tmp_
 
 @needs_open_clip
 def test_a_text_model_exports_the_embeddings_of_its_prompts(tmp_path, tiny_run_maker):
-    from denoiser.text import encode_texts
+    from denoiser.data.encoders import encode_texts
 
     run = tiny_run_maker(tmp_path / "run", condition="vector")
     prompts = ["a red circle", "a blue cross"]
     info = export_onnx(run, tmp_path / "out", prompts=prompts)
-    assert info["condition"] == {"kind": "vector", "prompts": prompts, "table": "prompts.bin",
-                                 "table_shape": [2, 512], "dtype": "float32"}
+    assert info["condition"] == {
+        "kind": "vector",
+        "prompts": prompts,
+        "table": "prompts.bin",
+        "table_shape": [2, 512],
+        "dtype": "float32",
+    }
     table = np.fromfile(tmp_path / "out" / "prompts.bin", dtype="<f4").reshape(2, 512)
     np.testing.assert_allclose(table, encode_texts(prompts, "open_clip/ViT-B-32/none"), atol=1e-6)
 

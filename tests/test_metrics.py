@@ -6,16 +6,24 @@ import os
 import numpy as np
 import pytest
 
-from denoiser import metrics
-from denoiser.classifier import cache_path, predict_classes, train_classifier
 from denoiser.cli import main
-from denoiser.data import load_dataset
-from denoiser.metrics import MetricError
+from denoiser.data.sources import load_dataset
+from denoiser.evaluation import metrics
+from denoiser.evaluation.classifier import cache_path, predict_classes, train_classifier
+from denoiser.evaluation.metrics import MetricError
 
 TINY_SETS = [
-    "model.base_width=8", "model.width_multipliers=[1, 2]", "model.blocks_per_level=1",
-    "model.self_attention=[false, true]", "model.cross_attention=[false, true]", "model.attention_heads=2",
-    "model.norm_groups=4", "data.num_images=128", "train.batch_size=16", "sample.steps=2", "sample.columns=2",
+    "model.base_width=8",
+    "model.width_multipliers=[1, 2]",
+    "model.blocks_per_level=1",
+    "model.self_attention=[false, true]",
+    "model.cross_attention=[false, true]",
+    "model.attention_heads=2",
+    "model.norm_groups=4",
+    "data.num_images=128",
+    "train.batch_size=16",
+    "sample.steps=2",
+    "sample.columns=2",
 ]
 
 
@@ -85,8 +93,24 @@ def test_trainer_evaluates_every_epoch_when_asked(trained_run):
 
 def test_evaluate_writes_json_and_the_memorization_picture(trained_run, tmp_path, capsys):
     out = tmp_path / "scores.json"
-    assert main(["evaluate", "--checkpoint", str(trained_run), "--num", "24", "--steps", "2", "--nearest", "4",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(trained_run),
+                "--num",
+                "24",
+                "--steps",
+                "2",
+                "--nearest",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     results = json.load(open(out))
     assert results["num_samples"] == 24 and results["steps"] == 2
     for key in ("conditional_accuracy", "conditional_accuracy_real", "classifier_fd", "classifier_fd_real"):
@@ -99,7 +123,7 @@ def test_evaluate_writes_json_and_the_memorization_picture(trained_run, tmp_path
 
 
 def test_evaluate_defaults_to_the_run_directory(trained_run):
-    from denoiser.evaluation import default_output
+    from denoiser.evaluation.evaluator import default_output
 
     assert default_output(trained_run) == os.path.join(str(trained_run), "evaluation", "latest.json")
 
@@ -113,8 +137,20 @@ def test_missing_inception_weights_say_so_plainly(trained_run, tmp_path, monkeyp
     monkeypatch.setattr(file_utils, "get_file", offline)
     with pytest.raises(MetricError, match="InceptionV3 weights are not in the Keras cache"):
         metrics.load_inception()
-    code = main(["evaluate", "--checkpoint", str(trained_run), "--num", "4", "--steps", "2", "--inception",
-                 "--out", str(tmp_path / "x.json")])
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(trained_run),
+            "--num",
+            "4",
+            "--steps",
+            "2",
+            "--inception",
+            "--out",
+            str(tmp_path / "x.json"),
+        ]
+    )
     error = capsys.readouterr().err.strip()
     assert code == 2 and "InceptionV3 weights are not in the Keras cache" in error and len(error.splitlines()) == 1
     assert not os.path.exists(tmp_path / "x.json")
@@ -126,7 +162,7 @@ def test_evaluate_refuses_too_few_samples(trained_run, tmp_path, capsys):
 
 
 def test_clip_score_is_a_percentage():
-    from denoiser.text import EncoderError, load_encoder
+    from denoiser.data.encoders import EncoderError, load_encoder
 
     try:
         encoder = load_encoder("open_clip/ViT-B-32/none")  # random weights: offline

@@ -15,9 +15,21 @@ from denoiser.model import describe_inputs
 
 def tiny(**changes) -> ModelConfig:
     """A few-thousand-parameter U-Net on 8x8 images with attention at the bottleneck."""
-    values = dict(image_size=8, channels=1, base_width=8, width_multipliers=[1, 2], blocks_per_level=1,
-                  self_attention=[False, True], cross_attention=[False, True], attention_heads=2, norm_groups=4,
-                  num_classes=3, condition_dim=6, condition_tokens=3, noise_embedding_dim=8)
+    values = dict(
+        image_size=8,
+        channels=1,
+        base_width=8,
+        width_multipliers=[1, 2],
+        blocks_per_level=1,
+        self_attention=[False, True],
+        cross_attention=[False, True],
+        attention_heads=2,
+        norm_groups=4,
+        num_classes=3,
+        condition_dim=6,
+        condition_tokens=3,
+        noise_embedding_dim=8,
+    )
     values.update(changes)
     return ModelConfig(**values)
 
@@ -60,8 +72,12 @@ def test_every_condition_kind_gives_float32_images_of_the_input_shape(condition,
 @pytest.mark.parametrize("size, multipliers", [(28, [1, 2, 3]), (32, [1, 2, 2, 2]), (64, [1, 1, 2, 2])])
 def test_common_image_sizes_build(size, multipliers):
     levels = len(multipliers)
-    config = tiny(image_size=size, width_multipliers=multipliers, self_attention=[False] * levels,
-                  cross_attention=[False] * (levels - 1) + [True])
+    config = tiny(
+        image_size=size,
+        width_multipliers=multipliers,
+        self_attention=[False] * levels,
+        cross_attention=[False] * (levels - 1) + [True],
+    )
     model = build_unet(config)
     output = model(example_inputs(config, batch=1))
     assert tuple(output.shape) == (1, size, size, 1)
@@ -92,8 +108,10 @@ def test_noise_level_and_condition_both_change_the_output():
         (dict(cross_attention=[True]), "cross_attention"),
         (dict(base_width=-8), "base_width"),
         (dict(width_multipliers=[1, 0]), "width_multipliers"),
-        (dict(image_size=10, width_multipliers=[1, 2, 2], self_attention=[False] * 3, cross_attention=[False] * 3),
-         "image_size"),
+        (
+            dict(image_size=10, width_multipliers=[1, 2, 2], self_attention=[False] * 3, cross_attention=[False] * 3),
+            "image_size",
+        ),
         (dict(channels=2), "channels"),
         (dict(condition="text"), "condition"),
         (dict(base_width=6), "norm_groups"),
@@ -121,8 +139,9 @@ def test_keras_file_round_trip_in_safe_mode_gives_the_same_outputs(tmp_path, con
     path = str(tmp_path / "model.keras")
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(inputs)),
-                               keras.ops.convert_to_numpy(model(inputs)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded(inputs)), keras.ops.convert_to_numpy(model(inputs)), rtol=1e-5, atol=1e-5
+    )
     assert describe_inputs(loaded) == describe_inputs(model)
 
 
@@ -143,7 +162,7 @@ def toy_images(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     images = np.full((count, 8, 8, 1), -1.0, "float32")
     for index, label in enumerate(labels):
         row, col = [(0, 0), (0, 4), (4, 0)][label - 1]
-        images[index, row:row + 4, col:col + 4] = 1.0
+        images[index, row : row + 4, col : col + 4] = 1.0
     return images, labels.reshape(-1, 1).astype("int32")
 
 
@@ -166,7 +185,9 @@ def test_a_few_hundred_steps_clearly_lower_the_l1_loss():
 OTHER_BACKENDS = [name for name in ("jax", "torch") if __import__("importlib").util.find_spec(name)]
 
 
-@pytest.mark.parametrize("backend", OTHER_BACKENDS or [pytest.param("jax", marks=pytest.mark.skip("neither JAX nor PyTorch is installed"))])
+@pytest.mark.parametrize(
+    "backend", OTHER_BACKENDS or [pytest.param("jax", marks=pytest.mark.skip("neither JAX nor PyTorch is installed"))]
+)
 def test_the_network_runs_on_another_keras_backend(backend):
     script = textwrap.dedent(
         """

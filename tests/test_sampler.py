@@ -3,10 +3,9 @@
 import keras
 import numpy as np
 import pytest
+from test_model import randomize_weights, tiny
 
 from denoiser import Sampler, build_unet, dynamic_threshold, sampling_noise_levels
-
-from test_model import randomize_weights, tiny
 
 
 @pytest.fixture(scope="module")

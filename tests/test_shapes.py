@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from denoiser.shapes import CLASS_NAMES, class_name, make_shapes
+from denoiser.data.shapes import CLASS_NAMES, class_name, make_shapes
 
 
 def test_same_seed_same_images_and_other_seed_other_images():

@@ -9,12 +9,11 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
+from test_model import randomize_weights, tiny
 
 from denoiser import Sampler, build_unet
 from denoiser.schedule import log_snr_noise_levels, sampling_noise_levels
 from denoiser.solvers import DDIMSolver, DPMSolver2M, make_solver
-
-from test_model import randomize_weights, tiny
 
 MEAN, SPREAD = 0.1, 0.5
 
@@ -63,7 +62,9 @@ def lambda_grid(steps: int, uneven: bool, top: float = 0.8, bottom: float = 0.05
 def test_doubling_the_steps_divides_the_error_by_two_to_the_order(solver, order, uneven):
     sampler = Sampler(linear_network(), steps=4, solver=solver)
     exact = exact_solution(START, 0.8, 0.05)
-    errors = np.array([np.abs(sampler.solve(START, lambda_grid(steps, uneven)) - exact).max() for steps in (16, 32, 64)])
+    errors = np.array(
+        [np.abs(sampler.solve(START, lambda_grid(steps, uneven)) - exact).max() for steps in (16, 32, 64)]
+    )
     observed = np.log2(errors[:-1] / errors[1:])
     assert np.all(np.abs(observed - order) < 0.25), (errors, observed)
 
@@ -72,8 +73,12 @@ def test_the_second_order_solver_is_far_closer_to_the_exact_samples():
     """Whole sampling runs down to s = 0 on the power grid, 20 steps each."""
     exact = exact_solution(START, 0.5, 0.0)
     errors = {
-        solver: np.abs(Sampler(linear_network(), 20, max_level=0.5, solver=solver, spacing="power")
-                       .sample(noise=START, num_images=1) - exact).max()
+        solver: np.abs(
+            Sampler(linear_network(), 20, max_level=0.5, solver=solver, spacing="power").sample(
+                noise=START, num_images=1
+            )
+            - exact
+        ).max()
         for solver in ("ddim", "dpmpp_2m")
     }
     assert errors["ddim"] < 0.05
@@ -105,8 +110,9 @@ def test_each_solver_brings_its_own_grid_unless_another_is_asked_for():
     model = build_unet(tiny())
     np.testing.assert_allclose(Sampler(model, 10).noise_levels, sampling_noise_levels(10))
     np.testing.assert_allclose(Sampler(model, 10, solver="dpmpp_2m").noise_levels, log_snr_noise_levels(10))
-    np.testing.assert_allclose(Sampler(model, 10, solver="dpmpp_2m", spacing="power").noise_levels,
-                               sampling_noise_levels(10))
+    np.testing.assert_allclose(
+        Sampler(model, 10, solver="dpmpp_2m", spacing="power").noise_levels, sampling_noise_levels(10)
+    )
     levels = log_snr_noise_levels(10)
     assert levels[0] == pytest.approx(0.95) and levels[-2] == pytest.approx(0.002) and levels[-1] == 0
     assert np.all(np.diff(levels) < 0)

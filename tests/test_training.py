@@ -11,7 +11,8 @@ import pytest
 
 from denoiser import load_model, resolve_config, train
 from denoiser.config import ConfigError, parse_override
-from denoiser.training import EMAAdam, RunDirectory, read_log
+from denoiser.optimizer import EMAAdam
+from denoiser.rundir import RunDirectory, read_log
 
 TINY = [
     "model.base_width=8",

@@ -15,11 +15,19 @@ import shutil
 import numpy as np
 import pytest
 
-from denoiser.export import export_onnx
+from denoiser.deploy.onnx import export_onnx
+from denoiser.deploy.server import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    call_page,
+    generate_in_page,
+    headless_chromium,
+    make_server,
+    page_directory,
+    page_url,
+)
+from denoiser.deploy.server import serve_in_background as serve
 from denoiser.generation import load_sampler
-from denoiser.webpage import (CHROMEDRIVER, CHROMIUM, call_page, generate_in_page, headless_chromium, make_server,
-                              page_directory, page_url)
-from denoiser.webpage import serve_in_background as serve
 
 
 def missing_pieces() -> list[str]:
@@ -58,8 +66,9 @@ def class_page(browser, tmp_path_factory, tiny_run_maker):
     server.shutdown()
 
 
-@pytest.mark.parametrize("solver,steps,guidance,choice", [("ddim", 6, 2.0, 3), ("dpmpp_2m", 5, 3.0, 1),
-                                                          ("ddim", 4, 1.0, 0)])
+@pytest.mark.parametrize(
+    "solver,steps,guidance,choice", [("ddim", 6, 2.0, 3), ("dpmpp_2m", 5, 3.0, 1), ("ddim", 4, 1.0, 0)]
+)
 def test_the_page_samples_like_the_python_sampler(class_page, solver, steps, guidance, choice):
     driver, run = class_page
     sampler, _ = load_sampler(run, steps=steps, guidance=guidance, solver=solver)
@@ -76,8 +85,11 @@ def test_the_page_grids_match_the_python_grids(class_page):
     from denoiser.schedule import log_snr_noise_levels, sampling_noise_levels
 
     driver, _ = class_page
-    grids = call_page(driver, "const m = await import('./sampler.js');"
-                              "return [1, 2, 10, 35].map((n) => [m.powerLevels(n, 0.95), m.logSnrLevels(n, 0.8)]);")
+    grids = call_page(
+        driver,
+        "const m = await import('./sampler.js');"
+        "return [1, 2, 10, 35].map((n) => [m.powerLevels(n, 0.95), m.logSnrLevels(n, 0.8)]);",
+    )
     for steps, (power, log_snr) in zip([1, 2, 10, 35], grids):
         np.testing.assert_allclose(power, sampling_noise_levels(steps, 0.95), atol=1e-7)
         np.testing.assert_allclose(log_snr, log_snr_noise_levels(steps, 0.8), atol=1e-7)
@@ -95,7 +107,7 @@ def test_the_page_offers_every_class_and_a_seeded_generate_button(class_page):
 
 @pytest.mark.skipif(importlib.util.find_spec("open_clip") is None, reason="open_clip is not installed")
 def test_the_page_samples_a_text_model_from_its_exported_prompts(browser, tmp_path, tiny_run_maker):
-    from denoiser.text import encode_texts
+    from denoiser.data.encoders import encode_texts
 
     run = tiny_run_maker(tmp_path / "run", condition="vector", seed=2)
     prompts = ["a red circle", "a small blue cross"]

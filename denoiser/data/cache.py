@@ -19,12 +19,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from .files import write_json
+from denoiser.utils.files import write_json
 
 # Arrays bigger than this are memory-mapped when read back instead of loaded into memory.
 MEMMAP_FROM_BYTES = 64 * 2**20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .files import atomic_path
+from denoiser.utils.files import atomic_path
 
 
 def to_uint8(images) -> np.ndarray:
@@ -16,12 +16,15 @@ def tile(images: np.ndarray, rows: int, padding: int = 1) -> np.ndarray:
     """Arrange (N, H, W, C) images row by row into one (rows*H', cols*W', C) picture."""
     count, height, width, channels = images.shape
     columns = -(-count // rows)
-    canvas = np.full((rows * (height + padding) + padding, columns * (width + padding) + padding, channels),
-                     255 if images.dtype == np.uint8 else 1.0, dtype=images.dtype)
+    canvas = np.full(
+        (rows * (height + padding) + padding, columns * (width + padding) + padding, channels),
+        255 if images.dtype == np.uint8 else 1.0,
+        dtype=images.dtype,
+    )
     for index, image in enumerate(images):
         row, column = divmod(index, columns)
         top, left = padding + row * (height + padding), padding + column * (width + padding)
-        canvas[top:top + height, left:left + width] = image
+        canvas[top : top + height, left : left + width] = image
     return canvas
 
 
@@ -38,10 +41,21 @@ def save_grid(images, path, rows: int, row_labels=None, title: str | None = None
     dpi = 100
     cell = pixels_per_cell / dpi
     figure = plt.figure(figsize=(label_width + columns * cell, rows * cell + (0.35 if title else 0.0)), dpi=dpi)
-    axes = figure.add_axes((label_width / (label_width + columns * cell), 0, 1 - label_width / (label_width + columns * cell),
-                            rows * cell / (rows * cell + (0.35 if title else 0.0))))
-    axes.imshow(picture.squeeze(-1) if picture.shape[-1] == 1 else picture, cmap="gray", vmin=0, vmax=255,
-                interpolation="nearest")
+    axes = figure.add_axes(
+        (
+            label_width / (label_width + columns * cell),
+            0,
+            1 - label_width / (label_width + columns * cell),
+            rows * cell / (rows * cell + (0.35 if title else 0.0)),
+        )
+    )
+    axes.imshow(
+        picture.squeeze(-1) if picture.shape[-1] == 1 else picture,
+        cmap="gray",
+        vmin=0,
+        vmax=255,
+        interpolation="nearest",
+    )
     axes.set_xticks([])
     axes.set_yticks([])
     if row_labels is not None:
@@ -98,5 +112,6 @@ class ProcessRecorder:
             pictures.append(picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST))
         durations = [round(1000 * seconds_per_frame)] * (len(pictures) - 1) + [1500]
         with atomic_path(path, suffix=".gif") as temporary:
-            pictures[0].save(temporary, format="GIF", save_all=True, append_images=pictures[1:],
-                             duration=durations, loop=0)
+            pictures[0].save(
+                temporary, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0
+            )

@@ -21,6 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from denoiser.data.encoders import _as_encoder
+from denoiser.evaluation.classifier import as_inputs
+from denoiser.utils.plotting import to_uint8
+
 INCEPTION_SIZE = 299
 
 
@@ -69,8 +73,11 @@ def kernel_distance(a, b, subset_size: int = 1000, subsets: int = 10, seed: int 
         kernel = lambda p, q: (p @ q.T / a.shape[1] + 1.0) ** 3  # noqa: E731
         k_xx, k_yy, k_xy = kernel(x, x), kernel(y, y), kernel(x, y)
         off_diagonal = size * (size - 1)
-        values.append((k_xx.sum() - np.trace(k_xx)) / off_diagonal + (k_yy.sum() - np.trace(k_yy)) / off_diagonal
-                      - 2.0 * k_xy.mean())
+        values.append(
+            (k_xx.sum() - np.trace(k_xx)) / off_diagonal
+            + (k_yy.sum() - np.trace(k_yy)) / off_diagonal
+            - 2.0 * k_xy.mean()
+        )
     return float(np.mean(values)), float(np.std(values))
 
 
@@ -87,12 +94,14 @@ def load_inception():
     import keras
 
     try:
-        return keras.applications.InceptionV3(include_top=False, pooling="avg", weights="imagenet",
-                                              input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
+        return keras.applications.InceptionV3(
+            include_top=False, pooling="avg", weights="imagenet", input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3)
+        )
     except Exception as error:  # no network and no cached copy, most often
         raise MetricError(
             "InceptionV3 weights are not in the Keras cache and cannot be downloaded "
-            f"({type(error).__name__}: {' '.join(str(error).split())}). FID and KID need them: run once with network access "
+            f"({type(error).__name__}: {' '.join(str(error).split())}). "
+            "FID and KID need them: run once with network access "
             "(they go to ~/.keras/models/), or leave out --inception."
         ) from error
 
@@ -100,8 +109,6 @@ def load_inception():
 def inception_features(images, model=None, batch_size: int = 64, progress: bool = False) -> np.ndarray:
     """InceptionV3 pool features (N, 2048) of images in [-1, 1] (or uint8), under the protocol above."""
     import tensorflow as tf
-
-    from .classifier import as_inputs
 
     model = model or load_inception()
     images = as_inputs(images)
@@ -112,7 +119,7 @@ def inception_features(images, model=None, batch_size: int = 64, progress: bool 
         batches = tqdm(batches, desc="InceptionV3", unit="batch")
     outputs = []
     for start in batches:
-        batch = tf.image.resize(images[start:start + batch_size], (INCEPTION_SIZE, INCEPTION_SIZE), "bilinear")
+        batch = tf.image.resize(images[start : start + batch_size], (INCEPTION_SIZE, INCEPTION_SIZE), "bilinear")
         if batch.shape[-1] == 1:
             batch = tf.repeat(batch, 3, axis=-1)
         outputs.append(np.asarray(model(batch, training=False)))  # InceptionV3 takes [-1, 1] inputs
@@ -125,9 +132,6 @@ def clip_score(images, captions, encoder) -> float:
 
     `encoder` is an open_clip encoder spec or object from text.py (it must embed images too).
     """
-    from .plotting import to_uint8
-    from .text import _as_encoder
-
     encoder = _as_encoder(encoder)
     if not hasattr(encoder, "encode_images"):
         raise MetricError(f"CLIP score needs an open_clip encoder that embeds images; {encoder.spec} does not.")
@@ -146,13 +150,14 @@ def nearest_neighbours(queries, references, batch_size: int = 256) -> tuple[np.n
     """
     queries = np.asarray(queries, "float32").reshape(len(queries), -1)
     references = np.asarray(references, "float32").reshape(len(references), -1)
-    reference_norms = np.sum(references ** 2, axis=1)
+    reference_norms = np.sum(references**2, axis=1)
     best_index = np.zeros(len(queries), "int64")
     best_distance = np.full(len(queries), np.inf, "float32")
     for start in range(0, len(references), batch_size * 64):
         chunk = slice(start, start + batch_size * 64)
-        squared = (np.sum(queries ** 2, axis=1)[:, None] - 2.0 * queries @ references[chunk].T
-                   + reference_norms[chunk][None, :])
+        squared = (
+            np.sum(queries**2, axis=1)[:, None] - 2.0 * queries @ references[chunk].T + reference_norms[chunk][None, :]
+        )
         index = np.argmin(squared, axis=1)
         distance = np.sqrt(np.clip(squared[np.arange(len(queries)), index], 0.0, None))
         closer = distance < best_distance

@@ -31,13 +31,14 @@ def drive_file_id(url_or_id: str) -> str:
     match = DRIVE_URL_ID.search(text)
     if match is None:
         raise DownloadError(
-            f"{url_or_id!r} is neither a Google Drive file link (https://drive.google.com/file/d/ID/view) nor a file id."
+            f"{url_or_id!r} is neither a Google Drive file link "
+            "(https://drive.google.com/file/d/ID/view) nor a file id."
         )
     return match.group(1)
 
 
 def parse_checksum(checksum: str) -> tuple[str, str]:
-    """"sha256:HEX" or "md5:HEX" (a bare hex digest of 64 or 32 digits means sha256 or md5) -> (algorithm, hex)."""
+    """ "sha256:HEX" or "md5:HEX" (a bare hex digest of 64 or 32 digits means sha256 or md5) -> (algorithm, hex)."""
     algorithm, _, digest = checksum.strip().rpartition(":")
     algorithm = algorithm.lower() or {64: "sha256", 32: "md5"}.get(len(digest), "")
     if algorithm not in hashlib.algorithms_guaranteed or not re.fullmatch(r"[0-9a-fA-F]+", digest):
@@ -54,8 +55,9 @@ def file_checksum(path: str, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
-def download_file(url_or_id: str, to: str = ".", checksum: str | None = None, extract: bool = False,
-             quiet: bool = False) -> str:
+def download_file(
+    url_or_id: str, to: str = ".", checksum: str | None = None, extract: bool = False, quiet: bool = False
+) -> str:
     """Download a Google Drive file into the folder `to`; returns its path (or the folder it was unpacked into).
 
     checksum: "sha256:HEX" or "md5:HEX"; a file that does not match is deleted and an error raised.
@@ -83,7 +85,8 @@ def download_file(url_or_id: str, to: str = ".", checksum: str | None = None, ex
         if actual != digest:
             os.remove(path)
             raise DownloadError(
-                f"{path} has {algorithm} {actual}, not {digest}; it was deleted. Download it again, or check the checksum."
+                f"{path} has {algorithm} {actual}, not {digest}; it was deleted. "
+                "Download it again, or check the checksum."
             )
     if extract and path.lower().endswith(ARCHIVE_ENDINGS):
         gdown.extractall(path, to=to)

@@ -27,7 +27,8 @@ import textwrap
 
 import numpy as np
 
-from .npycache import FilledArray, fill_array, finished_array, fingerprint
+from denoiser.data.cache import FilledArray, fill_array, fingerprint, finished_array, read_note
+from denoiser.utils.images import fit_image
 
 DEFAULT_ENCODER = "open_clip/ViT-B-32/laion2b_s34b_b79k"
 FAMILIES = ("open_clip", "sentence_transformers")
@@ -92,7 +93,7 @@ class OpenCLIPEncoder:
         try:
             import torch
 
-            from .torchvision_stand_in import import_open_clip
+            from denoiser.data.torchvision_stand_in import import_open_clip
 
             open_clip = import_open_clip()
         except ImportError as error:
@@ -149,11 +150,11 @@ class OpenCLIPEncoder:
         Each image is resized (shorter side) and centre-cropped to the model's input size, then
         normalized with the model's mean and standard deviation, as open_clip's own transform does.
         """
-        from .images import fit_image
-
         outputs = []
         for start in range(0, len(images), batch_size):
-            batch = np.stack([fit_image(image, self.image_size, channels=3) for image in images[start:start + batch_size]])
+            batch = np.stack(
+                [fit_image(image, self.image_size, channels=3) for image in images[start : start + batch_size]]
+            )
             batch = (batch.astype("float32") / 255.0 - self.mean) / self.std
             pixels = self.torch.from_numpy(batch.transpose(0, 3, 1, 2).copy()).to(self.device)
             with self.torch.no_grad():
@@ -175,7 +176,7 @@ class SentenceTransformerEncoder:
     """A sentence-transformers model: normalized sentence embeddings (no token states, no images)."""
 
     def __init__(self, name_or_path: str):
-        from .torchvision_stand_in import torchvision_works
+        from denoiser.data.torchvision_stand_in import torchvision_works
 
         torchvision_works()  # a torchvision that fails to import is hidden from transformers
         try:
@@ -203,7 +204,9 @@ class SentenceTransformerEncoder:
 
     def encode(self, texts: list[str], tokens: bool = False) -> np.ndarray:
         self._refuse_tokens(tokens)
-        vectors = self.model.encode(list(texts), batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True)
+        vectors = self.model.encode(
+            list(texts), batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True
+        )
         return np.asarray(vectors, dtype="float32")
 
 
@@ -249,8 +252,9 @@ def encode_texts(texts, encoder=DEFAULT_ENCODER, tokens: bool = False, batch_siz
     return embeddings
 
 
-def embed_captions(captions, path, encoder=DEFAULT_ENCODER, tokens: bool = False, batch_size: int = 256,
-                   progress: bool = True) -> FilledArray:
+def embed_captions(
+    captions, path, encoder=DEFAULT_ENCODER, tokens: bool = False, batch_size: int = 256, progress: bool = True
+) -> FilledArray:
     """Embed `captions` into the `.npy` file `path`, batch by batch; a rerun skips finished work.
 
     The note beside the file records the encoder and a fingerprint of the captions: a finished
@@ -277,7 +281,4 @@ def embed_captions(captions, path, encoder=DEFAULT_ENCODER, tokens: bool = False
 
 def recorded_encoder(path) -> str | None:
     """The encoder that made an embeddings file, from the note beside it (None if there is no note)."""
-    from .npycache import read_note
-
     return ((read_note(os.fspath(path)) or {}).get("key") or {}).get("encoder")
-

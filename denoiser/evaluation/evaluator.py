@@ -23,8 +23,14 @@ import time
 import keras
 import numpy as np
 
-from . import metrics
-from .metrics import MetricError
+from denoiser.callbacks import averaged_weights_sampler
+from denoiser.data.sources import dataset_for_config, load_dataset
+from denoiser.evaluation import metrics
+from denoiser.evaluation.classifier import as_inputs, classifier_features, load_classifier, predict_classes
+from denoiser.evaluation.metrics import MetricError
+from denoiser.generation import find_checkpoint, load_sampler
+from denoiser.utils.files import write_json
+from denoiser.utils.plotting import save_grid
 
 REFERENCE_IMAGES = {"shapes": 2000}  # test images drawn for built-in data sets; Keras ones use the whole split
 
@@ -36,8 +42,6 @@ class Evaluation:
     """
 
     def __init__(self, config, inception: bool = False, progress: bool = False, classifier=None):
-        from .data import dataset_for_config, load_dataset
-
         self.config, self.progress = config, progress
         self.train = dataset_for_config(config)
         self.class_conditional = config.model.condition == "class" and self.train.is_class_conditional
@@ -47,8 +51,6 @@ class Evaluation:
             self.test = load_dataset(name, "test", num_images=REFERENCE_IMAGES.get(name), image_size=size)
         self.classifier = classifier
         if self.class_conditional and classifier is None:
-            from .classifier import load_classifier
-
             self.classifier = load_classifier(name, size, progress=progress)
         self.inception = metrics.load_inception() if inception else None
         if self.inception is not None and self.test is None:
@@ -77,16 +79,23 @@ class Evaluation:
         kind = sampler.inputs["condition"]
         conditions, captions = self.conditions(num, kind)
         samples = sampler.sample(condition=conditions, num_images=num, seed=seed, progress=self.progress)
-        results = {"dataset": self.config.data.dataset, "num_samples": int(num), "steps": sampler.steps,
-                   "guidance": sampler.guidance, "solver": sampler.solver, "seed": seed}
+        results = {
+            "dataset": self.config.data.dataset,
+            "num_samples": int(num),
+            "steps": sampler.steps,
+            "guidance": sampler.guidance,
+            "solver": sampler.solver,
+            "seed": seed,
+        }
         real, real_ids = self.training_images(num, seed)
         if self.class_conditional:
             results.update(self.classifier_scores(samples, conditions, real, real_ids))
         if kind in ("vector", "sequence") and str(self.config.data.encoder).startswith("open_clip/"):
             results["clip_score"] = metrics.clip_score(samples, captions, self.config.data.encoder)
             real_conditions, real_captions = self.train.examples(num)
-            results["clip_score_real"] = metrics.clip_score(self.real_images_for(real_conditions, num),
-                                                            real_captions, self.config.data.encoder)
+            results["clip_score_real"] = metrics.clip_score(
+                self.real_images_for(real_conditions, num), real_captions, self.config.data.encoder
+            )
         if self.inception is not None:
             results.update(self.inception_scores(samples))
         if nearest:
@@ -101,8 +110,6 @@ class Evaluation:
         return self.train.images[rows]
 
     def classifier_scores(self, samples, requested, real, real_ids) -> dict:
-        from .classifier import classifier_features, predict_classes
-
         accuracy = metrics.conditional_accuracy(predict_classes(self.classifier, samples), requested)
         names = self.train.class_names
         if self._test_features is None:
@@ -111,11 +118,13 @@ class Evaluation:
         return {
             "conditional_accuracy": accuracy["accuracy"],
             "conditional_accuracy_real": float(np.mean(predict_classes(self.classifier, real) == real_ids)),
-            "per_class_accuracy": {names[c - 1] if c <= len(names) else str(c): value
-                                   for c, value in accuracy["per_class"].items()},
+            "per_class_accuracy": {
+                names[c - 1] if c <= len(names) else str(c): value for c, value in accuracy["per_class"].items()
+            },
             "classifier_fd": metrics.frechet_distance(sample_features, self._test_features),
-            "classifier_fd_real": metrics.frechet_distance(classifier_features(self.classifier, real),
-                                                           self._test_features),
+            "classifier_fd_real": metrics.frechet_distance(
+                classifier_features(self.classifier, real), self._test_features
+            ),
         }
 
     def inception_scores(self, samples) -> dict:
@@ -123,41 +132,49 @@ class Evaluation:
             self._inception_test = metrics.inception_features(self.test.images, self.inception, progress=self.progress)
         features = metrics.inception_features(samples, self.inception, progress=self.progress)
         kid, kid_std = metrics.kernel_distance(features, self._inception_test)
-        return {"fid": metrics.frechet_distance(features, self._inception_test), "kid": kid, "kid_std": kid_std,
-                "inception_reference": f"{self.config.data.dataset} test split, {len(self.test)} images"}
+        return {
+            "fid": metrics.frechet_distance(features, self._inception_test),
+            "kid": kid,
+            "kid_std": kid_std,
+            "inception_reference": f"{self.config.data.dataset} test split, {len(self.test)} images",
+        }
 
     def memorization(self, samples, count: int, picture: str | None) -> dict:
         """Nearest training images of `count` samples (spread over the batch), in pixels and in features."""
-        from .classifier import as_inputs
-
         picks = np.unique(np.linspace(0, len(samples) - 1, min(count, len(samples))).round().astype(int))
         chosen = samples[picks]
         train_images = self.train.images if self.train.rows is None else self.train.images[self.train.rows]
         train_pixels = as_inputs(train_images)
         pixel_rows, pixel_distances = metrics.nearest_neighbours(chosen, train_pixels)
-        result = {"samples": picks.tolist(), "pixel_nearest_rows": pixel_rows.tolist(),
-                  "pixel_distances": np.round(pixel_distances, 3).tolist()}
+        result = {
+            "samples": picks.tolist(),
+            "pixel_nearest_rows": pixel_rows.tolist(),
+            "pixel_distances": np.round(pixel_distances, 3).tolist(),
+        }
         rows = [chosen, train_pixels[pixel_rows]]
         labels = ["samples", "nearest (pixels)"]
         if self.classifier is not None:
-            from .classifier import classifier_features
-
             if self._train_features is None:
                 self._train_features = classifier_features(self.classifier, train_images)
             feature_rows, feature_distances = metrics.nearest_neighbours(
-                classifier_features(self.classifier, chosen), self._train_features)
-            result.update(feature_nearest_rows=feature_rows.tolist(),
-                          feature_distances=np.round(feature_distances, 3).tolist())
+                classifier_features(self.classifier, chosen), self._train_features
+            )
+            result.update(
+                feature_nearest_rows=feature_rows.tolist(), feature_distances=np.round(feature_distances, 3).tolist()
+            )
             rows.append(train_pixels[feature_rows])
             labels.append("nearest (features)")
         if self.test is not None:  # how far new, real images are from the training set: the usual distance
-            held_out = as_inputs(self.test.images[:len(picks)])
+            held_out = as_inputs(self.test.images[: len(picks)])
             result["test_pixel_distances"] = np.round(metrics.nearest_neighbours(held_out, train_pixels)[1], 3).tolist()
         if picture:
-            from .plotting import save_grid
-
-            save_grid(np.concatenate(rows), picture, rows=len(rows), row_labels=labels,
-                      title="nearest training images (pixel distance in [-1, 1] units)")
+            save_grid(
+                np.concatenate(rows),
+                picture,
+                rows=len(rows),
+                row_labels=labels,
+                title="nearest training images (pixel distance in [-1, 1] units)",
+            )
             result["picture"] = picture
         return result
 
@@ -165,8 +182,6 @@ class Evaluation:
 # ================================================================================== a checkpoint
 def default_output(path) -> str:
     """RUN/evaluation/<checkpoint name>.json for a checkpoint in a run directory, else beside the checkpoint."""
-    from .generation import find_checkpoint
-
     checkpoint, _ = find_checkpoint(path)
     stem = os.path.splitext(os.path.basename(checkpoint))[0]
     folder = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
@@ -175,22 +190,31 @@ def default_output(path) -> str:
     return os.path.join(folder, "evaluation", f"{stem}.json")
 
 
-def evaluate(path, num: int = 500, steps=None, guidance=None, solver: str = "ddim", seed: int = 0,
-             inception: bool = False, out: str | None = None, nearest: int = 8, progress: bool = False,
-             classifier=None) -> dict:
+def evaluate(
+    path,
+    num: int = 500,
+    steps=None,
+    guidance=None,
+    solver: str = "ddim",
+    seed: int = 0,
+    inception: bool = False,
+    out: str | None = None,
+    nearest: int = 8,
+    progress: bool = False,
+    classifier=None,
+) -> dict:
     """Evaluate a checkpoint or run directory; writes the results as JSON (and the memorization PNG).
 
     Returns the results, with `out` (the JSON's path) added.
     """
-    from .files import write_json
-    from .generation import find_checkpoint, load_sampler
-
     if num < 2:
         raise MetricError(f"Evaluation needs at least 2 samples, got --num {num}.")
     checkpoint, config = find_checkpoint(path)
     if config is None:
-        raise MetricError(f"{checkpoint} has no run directory with a config.yaml around it, so its data set is "
-                          "unknown; evaluate a run directory or a checkpoint inside RUN/checkpoints/.")
+        raise MetricError(
+            f"{checkpoint} has no run directory with a config.yaml around it, so its data set is "
+            "unknown; evaluate a run directory or a checkpoint inside RUN/checkpoints/."
+        )
     out = out or default_output(path)
     evaluation = Evaluation(config, inception=inception, progress=progress, classifier=classifier)
     sampler, _ = load_sampler(checkpoint, steps, guidance, solver)
@@ -202,18 +226,28 @@ def evaluate(path, num: int = 500, steps=None, guidance=None, solver: str = "ddi
 
 def summary_lines(results: dict) -> list[str]:
     """The results as a few readable lines, each with its reference value where there is one."""
-    lines = [f"{results['num_samples']} samples, {results['steps']} {results['solver']} steps, "
-             f"guidance {results['guidance']:g}"]
+    lines = [
+        f"{results['num_samples']} samples, {results['steps']} {results['solver']} steps, "
+        f"guidance {results['guidance']:g}"
+    ]
     if "conditional_accuracy" in results:
-        lines.append(f"conditional accuracy  {results['conditional_accuracy']:.3f}"
-                     f"   (real training images: {results['conditional_accuracy_real']:.3f})")
-        lines.append(f"classifier FD         {results['classifier_fd']:.3f}"
-                     f"   (real training images vs test, the floor: {results['classifier_fd_real']:.3f})")
+        lines.append(
+            f"conditional accuracy  {results['conditional_accuracy']:.3f}"
+            f"   (real training images: {results['conditional_accuracy_real']:.3f})"
+        )
+        lines.append(
+            f"classifier FD         {results['classifier_fd']:.3f}"
+            f"   (real training images vs test, the floor: {results['classifier_fd_real']:.3f})"
+        )
     if "clip_score" in results:
-        lines.append(f"CLIP score            {results['clip_score']:.2f}   (real images: {results['clip_score_real']:.2f})")
+        lines.append(
+            f"CLIP score            {results['clip_score']:.2f}   (real images: {results['clip_score_real']:.2f})"
+        )
     if "fid" in results:
-        lines.append(f"FID                   {results['fid']:.2f}   KID {results['kid']:.4f} +- {results['kid_std']:.4f}"
-                     f"   ({results['inception_reference']})")
+        lines.append(
+            f"FID                   {results['fid']:.2f}   KID {results['kid']:.4f} +- {results['kid_std']:.4f}"
+            f"   ({results['inception_reference']})"
+        )
     memorization = results.get("memorization")
     if memorization:
         line = f"nearest training image, pixels: median {np.median(memorization['pixel_distances']):.2f}"
@@ -237,14 +271,12 @@ class EvaluationCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
-        from .files import write_json
-        from .training import averaged_weights_sampler
-
         if self.evaluation is None:
             self.evaluation = Evaluation(self.config)
         self.sampler = averaged_weights_sampler(self.model, self.config, self.sampler)
         out = os.path.join(self.run_path, "evaluation", f"epoch-{epoch + 1:04d}.json")
-        results = self.evaluation.run(self.sampler, self.num, seed=self.config.sample.seed,
-                                      picture=os.path.splitext(out)[0] + "-nearest.png")
+        results = self.evaluation.run(
+            self.sampler, self.num, seed=self.config.sample.seed, picture=os.path.splitext(out)[0] + "-nearest.png"
+        )
         write_json(out, {"epoch": epoch + 1, **results})
         print(f"\nEvaluation after epoch {epoch + 1}: " + "; ".join(summary_lines(results)[1:3]))

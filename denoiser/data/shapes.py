@@ -10,7 +10,7 @@ outline without supersampling. Captions name the size, colour, shape and positio
 text-conditioned training.
 
     images, labels, captions = make_shapes(1000, image_size=32, seed=0)
-    python -m denoiser.shapes preview.png      # one row per class
+    python -m denoiser.data.shapes preview.png      # one row per class
 """
 
 from __future__ import annotations
@@ -20,10 +20,14 @@ import numpy as np
 # (colour, shape) per class. The cycle red-green-blue-yellow over circle-square-triangle-cross pairs
 # each colour with two shapes and each shape with two colours.
 _CLASSES = (
-    ("red", "circle"), ("red", "square"),
-    ("green", "square"), ("green", "triangle"),
-    ("blue", "triangle"), ("blue", "cross"),
-    ("yellow", "cross"), ("yellow", "circle"),
+    ("red", "circle"),
+    ("red", "square"),
+    ("green", "square"),
+    ("green", "triangle"),
+    ("blue", "triangle"),
+    ("blue", "cross"),
+    ("yellow", "cross"),
+    ("yellow", "circle"),
 )
 CLASS_NAMES = tuple(f"{colour} {shape}" for colour, shape in _CLASSES)
 
@@ -110,9 +114,12 @@ def _render(params: dict[str, np.ndarray], size: int) -> np.ndarray:
     ramp = (grid - size / 2) / size  # -0.5..0.5 across the image, for the background gradient
 
     gradient = params["gradient"].astype(np.float32)
-    background = params["background"].astype(np.float32)[:, None, None, :] + (
-        gradient[:, 0, None, None] * ramp[None, None, :] + gradient[:, 1, None, None] * ramp[None, :, None]
-    )[..., None]
+    background = (
+        params["background"].astype(np.float32)[:, None, None, :]
+        + (gradient[:, 0, None, None] * ramp[None, None, :] + gradient[:, 1, None, None] * ramp[None, :, None])[
+            ..., None
+        ]
+    )
 
     coverage = np.empty((count, size, size), np.float32)
     shape_of = np.array([SHAPES.index(shape) for _, shape in _CLASSES])[params["labels"] - 1]
@@ -150,8 +157,9 @@ def _caption(label: int, extent: float, centre_x: float, centre_y: float, size: 
     return f"a {size_word} {colour} {shape} {where} on a dark background"
 
 
-def make_shapes(num_images: int, image_size: int = 32, seed: int = 0,
-                channels: int = 3) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def make_shapes(
+    num_images: int, image_size: int = 32, seed: int = 0, channels: int = 3
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Draw `num_images` shape images; the same seed gives the same images, labels and captions.
 
     Returns uint8 images (N, size, size, channels), int64 labels from 1 to len(CLASS_NAMES), and
@@ -168,11 +176,11 @@ def make_shapes(num_images: int, image_size: int = 32, seed: int = 0,
     images = np.empty((num_images, image_size, image_size, channels), np.uint8)
     luminance = np.array([0.299, 0.587, 0.114], np.float32)
     for start in range(0, num_images, CHUNK):
-        chunk = {name: values[start:start + CHUNK] for name, values in params.items()}
+        chunk = {name: values[start : start + CHUNK] for name, values in params.items()}
         rgb = _render(chunk, image_size)
         if channels == 1:
             rgb = (rgb @ luminance)[..., None]
-        images[start:start + CHUNK] = np.clip(np.rint(rgb), 0, 255)
+        images[start : start + CHUNK] = np.clip(np.rint(rgb), 0, 255)
 
     captions = [
         _caption(int(label), float(extent), float(x), float(y), image_size)
@@ -182,7 +190,7 @@ def make_shapes(num_images: int, image_size: int = 32, seed: int = 0,
 
 
 if __name__ == "__main__":
-    # python -m denoiser.shapes preview.png [image_size]: one row of 8 examples per class.
+    # python -m denoiser.data.shapes preview.png [image_size]: one row of 8 examples per class.
     import sys
 
     import matplotlib
@@ -191,12 +199,13 @@ if __name__ == "__main__":
     import matplotlib.pyplot as plt
 
     if len(sys.argv) not in (2, 3):
-        sys.exit("usage: python -m denoiser.shapes PREVIEW.png [IMAGE_SIZE]")
+        sys.exit("usage: python -m denoiser.data.shapes PREVIEW.png [IMAGE_SIZE]")
     size = int(sys.argv[2]) if len(sys.argv) == 3 else 32
     columns = 8
     images, labels, captions = make_shapes(columns * len(CLASS_NAMES) * 4, image_size=size, seed=0)
-    figure, axes = plt.subplots(len(CLASS_NAMES), columns, figsize=(columns * 1.1 + 1.4, len(CLASS_NAMES) * 1.1),
-                                squeeze=False)
+    figure, axes = plt.subplots(
+        len(CLASS_NAMES), columns, figsize=(columns * 1.1 + 1.4, len(CLASS_NAMES) * 1.1), squeeze=False
+    )
     for row, name in enumerate(CLASS_NAMES):
         examples = np.flatnonzero(labels == row + 1)[:columns]
         for column, index in enumerate(examples):

@@ -1,6 +1,6 @@
 """Export a trained denoiser to ONNX, with everything a web page needs to sample from it.
 
-    >>> from denoiser.export import export_onnx
+    >>> from denoiser.deploy.onnx import export_onnx
     >>> export_onnx("runs/shapes", "web/models/shapes")                       # class-conditional
     >>> export_onnx("runs/laion64", "web/models/laion64", prompts=["a red dress", "a blue car"])
 
@@ -23,8 +23,8 @@ import warnings
 import keras
 import numpy as np
 
-from .files import atomic_path, write_json
-from .generation import class_names, load_sampler, prompt_conditions
+from denoiser.generation import class_names, load_sampler, prompt_conditions
+from denoiser.utils.files import atomic_path, write_json
 
 FORMAT = "denoiser-web/1"
 OPSET = 17
@@ -35,8 +35,16 @@ class ExportError(ValueError):
     """The export cannot be made (missing converter, prompts for a class model, a failed parity check)."""
 
 
-def export_onnx(path, out_dir, prompts=(), steps: int | None = None, guidance: float | None = None,
-                solver: str = "ddim", encoder: str | None = None, tolerance: float = 1e-4) -> dict:
+def export_onnx(
+    path,
+    out_dir,
+    prompts=(),
+    steps: int | None = None,
+    guidance: float | None = None,
+    solver: str = "ddim",
+    encoder: str | None = None,
+    tolerance: float = 1e-4,
+) -> dict:
     """Write `model.onnx`, `denoiser.json` (and `prompts.bin` for a text model) into `out_dir`.
 
     path: a checkpoint or run directory (the averaged weights are exported).
@@ -76,7 +84,7 @@ def write_onnx(model: keras.Model, path: str) -> None:
         import onnx  # noqa: F401
         import tf2onnx  # noqa: F401
     except ImportError as error:
-        raise ExportError(f"Exporting to ONNX needs {error.name}: pip install -e \".[onnx]\"") from error
+        raise ExportError(f'Exporting to ONNX needs {error.name}: pip install -e ".[onnx]"') from error
     if keras.backend.backend() != "tensorflow":
         raise ExportError("Export to ONNX runs on the TensorFlow backend; set KERAS_BACKEND=tensorflow.")
     model(example_inputs(model, batch=1))  # Keras exports only a model that has been called
@@ -137,8 +145,9 @@ def describe(sampler, names, prompts, table, difference: float) -> dict:
     condition = {"kind": inputs["condition"]}
     if inputs["condition"] == "class":
         count = inputs["num_classes"]
-        condition.update(num_classes=count,
-                         class_names=[names[i] if i < len(names) else f"class {i + 1}" for i in range(count)])
+        condition.update(
+            num_classes=count, class_names=[names[i] if i < len(names) else f"class {i + 1}" for i in range(count)]
+        )
     elif table is not None:
         condition.update(prompts=prompts, table="prompts.bin", table_shape=list(table.shape), dtype="float32")
     return {

@@ -25,6 +25,9 @@ import os
 
 import numpy as np
 
+from denoiser.data.sources import load_dataset
+from denoiser.utils.files import atomic_path
+
 FEATURES = "features"  # the name of the layer whose output is the feature vector
 VERSION = 2  # in the cache file's name: bump it when the network or its training changes
 TRAINING_IMAGES = {"shapes": 12000}  # built-in data sets are drawn, so choose how many; None = the whole split
@@ -68,8 +71,17 @@ def as_inputs(images) -> np.ndarray:
     return images.astype("float32")
 
 
-def train_classifier(images, class_ids, num_classes: int, epochs: int = 10, batch_size: int = 128,
-                     steps_per_epoch: int | None = None, width: int = 16, seed: int = 0, verbose: int | str = 0):
+def train_classifier(
+    images,
+    class_ids,
+    num_classes: int,
+    epochs: int = 10,
+    batch_size: int = 128,
+    steps_per_epoch: int | None = None,
+    width: int = 16,
+    seed: int = 0,
+    verbose: int | str = 0,
+):
     """Train a classifier on images (uint8 or [-1, 1]) with class ids from 1; returns the Keras model.
 
     Adam with a learning rate that falls from 2e-3 to 0 along a cosine over the whole run.
@@ -79,11 +91,21 @@ def train_classifier(images, class_ids, num_classes: int, epochs: int = 10, batc
     keras.utils.set_random_seed(seed)
     model = build_classifier(tuple(np.shape(images)[1:]), num_classes, width)
     steps = epochs * (steps_per_epoch or math.ceil(len(images) / batch_size))
-    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     labels = np.asarray(class_ids).reshape(-1).astype("int32") - 1
-    model.fit(as_inputs(images), labels, epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
-              shuffle=True, verbose=verbose)
+    model.fit(
+        as_inputs(images),
+        labels,
+        epochs=epochs,
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        shuffle=True,
+        verbose=verbose,
+    )
     return model
 
 
@@ -94,18 +116,18 @@ def load_classifier(dataset: str, image_size: int, path: str | None = None, prog
     """
     import keras
 
-    from .data import load_dataset
-    from .files import atomic_path
-
     path = path or cache_path(dataset, image_size)
     if os.path.exists(path):
         return keras.saving.load_model(path, safe_mode=True)
     data = load_dataset(dataset, "train", num_images=TRAINING_IMAGES.get(dataset), image_size=image_size)
     if progress:
-        print(f"Training a {dataset} classifier for evaluation on {len(data)} images (once, a few minutes on a CPU; "
-              f"cached at {path}).")
-    model = train_classifier(data.images, data.conditions, len(data.class_names), verbose=1 if progress else 0,
-                             **training)
+        print(
+            f"Training a {dataset} classifier for evaluation on {len(data)} images (once, a few minutes on a CPU; "
+            f"cached at {path})."
+        )
+    model = train_classifier(
+        data.images, data.conditions, len(data.class_names), verbose=1 if progress else 0, **training
+    )
     with atomic_path(path) as temporary:
         model.save(temporary)
     return model

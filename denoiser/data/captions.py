@@ -30,10 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import DataError, Dataset
-from .images import fit_image, load_image
-from .npycache import FilledArray, fill_array, fingerprint, load_array
-from .text import DEFAULT_ENCODER, embed_captions, encoder_slug, recorded_encoder
+from denoiser.data.cache import FilledArray, fill_array, fingerprint, load_array
+from denoiser.data.dataset import DataError, Dataset
+from denoiser.data.encoders import DEFAULT_ENCODER, embed_captions, encoder_slug, recorded_encoder
+from denoiser.utils.images import fit_image, load_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 TABLE_EXTENSIONS = (".csv", ".parquet")
@@ -116,7 +116,9 @@ def _read_table(path: str) -> CaptionList:
     base = os.path.dirname(os.path.abspath(path))
     images, captions, missing = [], [], 0
     for image, caption in zip(*_table_values(path, [image_column, caption_column])):
-        caption = "" if caption is None or (isinstance(caption, float) and math.isnan(caption)) else str(caption).strip()
+        caption = (
+            "" if caption is None or (isinstance(caption, float) and math.isnan(caption)) else str(caption).strip()
+        )
         if caption and image:
             images.append(os.path.join(base, str(image)))  # an absolute path stays as it is
             captions.append(caption)
@@ -166,8 +168,14 @@ def cache_path(source: str, name: str) -> str:
     return os.path.splitext(source)[0] + "." + name + ".npy"
 
 
-def caption_embeddings(listing: CaptionList, encoder=DEFAULT_ENCODER, out=None, tokens: bool = False,
-                       batch_size: int = 256, progress: bool = True) -> FilledArray:
+def caption_embeddings(
+    listing: CaptionList,
+    encoder=DEFAULT_ENCODER,
+    out=None,
+    tokens: bool = False,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> FilledArray:
     """The embeddings of a source's captions, from its cache (made first if missing); `out` overrides the path."""
     spec = encoder if isinstance(encoder, str) else encoder.spec
     path = out or cache_path(listing.source, "embeddings-" + encoder_slug(spec, tokens))
@@ -177,8 +185,11 @@ def caption_embeddings(listing: CaptionList, encoder=DEFAULT_ENCODER, out=None, 
 def image_cache(listing: CaptionList, size: int, channels: int = 3, progress: bool = True) -> FilledArray:
     """The source's images fitted to `size`, as a uint8 `.npy` cache; unreadable images are listed in `skipped`."""
     root = listing.source if os.path.isdir(listing.source) else os.path.dirname(os.path.abspath(listing.source))
-    key = {"images": fingerprint(os.path.relpath(path, root) for path in listing.images), "size": size,
-           "channels": channels}
+    key = {
+        "images": fingerprint(os.path.relpath(path, root) for path in listing.images),
+        "size": size,
+        "channels": channels,
+    }
     path = cache_path(listing.source, f"images-{size}x{size}x{channels}")
 
     def read(image_path):
@@ -204,9 +215,16 @@ def image_cache(listing: CaptionList, size: int, channels: int = 3, progress: bo
 
 
 # ================================================================================== data sets
-def load_captioned_dataset(source, image_size: int = 64, channels: int = 3, encoder=DEFAULT_ENCODER,
-                           embeddings=None, tokens: bool = False, num_images: int | None = None,
-                           progress: bool = True) -> Dataset:
+def load_captioned_dataset(
+    source,
+    image_size: int = 64,
+    channels: int = 3,
+    encoder=DEFAULT_ENCODER,
+    embeddings=None,
+    tokens: bool = False,
+    num_images: int | None = None,
+    progress: bool = True,
+) -> Dataset:
     """A training `Dataset` of a captioned folder or table: cached images with their caption embeddings.
 
     `embeddings` is a `.npy` made by `denoiser embed` for this source (default: the cache beside
@@ -220,7 +238,9 @@ def load_captioned_dataset(source, image_size: int = 64, channels: int = 3, enco
         raise DataError(f"{listing.source} has no image with a caption; write one .txt caption beside each image.")
     images = image_cache(listing, image_size, channels, progress)
     if embeddings:
-        conditions = _embeddings_file(embeddings, len(listing), encoder, f"the {len(listing)} captions of {listing.source}")
+        conditions = _embeddings_file(
+            embeddings, len(listing), encoder, f"the {len(listing)} captions of {listing.source}"
+        )
     else:
         conditions = caption_embeddings(listing, encoder, tokens=tokens, progress=progress).array
     unreadable = {row for row, _ in images.skipped}
@@ -233,8 +253,15 @@ def load_captioned_dataset(source, image_size: int = 64, channels: int = 3, enco
     return Dataset(images.array, conditions, captions=listing.captions, rows=rows).take(num_images)
 
 
-def load_array_dataset(images, embeddings, image_size: int, channels: int = 3, encoder: str | None = None,
-                       num_images: int | None = None, progress: bool = True) -> Dataset:
+def load_array_dataset(
+    images,
+    embeddings,
+    image_size: int,
+    channels: int = 3,
+    encoder: str | None = None,
+    num_images: int | None = None,
+    progress: bool = True,
+) -> Dataset:
     """A training `Dataset` of a `.npy` of uint8 images and a `.npy` of their embeddings, both memory-mapped.
 
     Images of another size are fitted once into a cache beside the images file.
@@ -257,8 +284,9 @@ def load_array_dataset(images, embeddings, image_size: int, channels: int = 3, e
         key = {"images": os.path.basename(images_path), "from_shape": list(pixels.shape), "channels": channels}
         path = cache_path(images_path, f"images-{image_size}x{image_size}x{channels}")
         shape = (len(pixels), image_size, image_size, channels)
-        pixels = fill_array(path, shape, "uint8", key, produce, batch_size=IMAGE_BATCH, unit="image",
-                            progress=progress).array
+        pixels = fill_array(
+            path, shape, "uint8", key, produce, batch_size=IMAGE_BATCH, unit="image", progress=progress
+        ).array
     return Dataset(pixels, conditions, rows=np.arange(len(pixels))).take(num_images)
 
 
@@ -268,10 +296,14 @@ def _embeddings_file(path, rows: int, encoder: str | None, what: str) -> np.ndar
         raise DataError(f"Give the embeddings of {what} (data.embeddings), e.g. made by denoiser embed.")
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise DataError(f"The embeddings file {path} does not exist; make it with denoiser embed --captions ... --out {path}")
+        raise DataError(
+            f"The embeddings file {path} does not exist; make it with denoiser embed --captions ... --out {path}"
+        )
     made_by, encoder = recorded_encoder(path), getattr(encoder, "spec", encoder)
     if encoder and made_by and made_by != encoder:
-        raise DataError(f"{path} was made by the encoder {made_by}, not {encoder}; set data.encoder={made_by} or embed again.")
+        raise DataError(
+            f"{path} was made by the encoder {made_by}, not {encoder}; set data.encoder={made_by} or embed again."
+        )
     embeddings = load_array(path)
     if len(embeddings) != rows:
         raise DataError(f"{path} has {len(embeddings)} embeddings but there are {what}; embed them again.")
@@ -287,7 +319,15 @@ def dataset_from_config(config) -> Dataset:
     if data.dataset == "captions" and not data.encoder:
         raise DataError(f"data.dataset=captions needs data.encoder, e.g. --set data.encoder={DEFAULT_ENCODER}")
     if data.dataset == "arrays":
-        return load_array_dataset(data.path, data.embeddings, model.image_size, model.channels, data.encoder,
-                                  data.num_images)
-    return load_captioned_dataset(data.path, model.image_size, model.channels, data.encoder, data.embeddings,
-                                  tokens=model.condition == "sequence", num_images=data.num_images)
+        return load_array_dataset(
+            data.path, data.embeddings, model.image_size, model.channels, data.encoder, data.num_images
+        )
+    return load_captioned_dataset(
+        data.path,
+        model.image_size,
+        model.channels,
+        data.encoder,
+        data.embeddings,
+        tokens=model.condition == "sequence",
+        num_images=data.num_images,
+    )

@@ -23,8 +23,15 @@ import urllib.parse
 MODEL_PREFIX = "/model/"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = [  # headless, and no connections to Google's services from a machine without internet
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1100,900",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1100,900",
 ]
 
 
@@ -52,7 +59,7 @@ class PageHandler(http.server.SimpleHTTPRequestHandler):
     def translate_path(self, path: str) -> str:
         route = urllib.parse.urlsplit(path).path
         if route.startswith(MODEL_PREFIX):
-            relative = posixpath.normpath(urllib.parse.unquote(route[len(MODEL_PREFIX):]))
+            relative = posixpath.normpath(urllib.parse.unquote(route[len(MODEL_PREFIX) :]))
             if relative.startswith(".."):
                 return os.path.join(self.model_dir, "__outside__")  # never serve files above the export folder
             return os.path.join(self.model_dir, *relative.split("/"))
@@ -70,8 +77,9 @@ class PageHandler(http.server.SimpleHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-def make_server(model_dir, port: int = 8000, host: str = "127.0.0.1", web_dir: str | None = None,
-                verbose: bool = False) -> http.server.ThreadingHTTPServer:
+def make_server(
+    model_dir, port: int = 8000, host: str = "127.0.0.1", web_dir: str | None = None, verbose: bool = False
+) -> http.server.ThreadingHTTPServer:
     """An HTTP server for the page and the export folder `model_dir` (port 0 picks a free port)."""
     model_dir = os.path.abspath(model_dir)
     if not os.path.isfile(os.path.join(model_dir, "denoiser.json")):
@@ -79,8 +87,9 @@ def make_server(model_dir, port: int = 8000, host: str = "127.0.0.1", web_dir: s
             f"{model_dir} has no denoiser.json; export a model there first: "
             f"denoiser export --checkpoint RUN_DIR --format onnx --out {model_dir}"
         )
-    handler = functools.partial(PageHandler, directory=web_dir or page_directory(), model_dir=model_dir,
-                                verbose=verbose)
+    handler = functools.partial(
+        PageHandler, directory=web_dir or page_directory(), model_dir=model_dir, verbose=verbose
+    )
     return http.server.ThreadingHTTPServer((host, port), handler)
 
 
@@ -130,6 +139,7 @@ def generate_in_page(driver, noise, **options):
     """Generate from `noise` (N, H, W, C) in the page; returns the images (same shape) and the noise levels."""
     import numpy as np
 
-    result = call_page(driver, "return await app.generate({...args[1], noise: args[0]});",
-                       np.asarray(noise).ravel().tolist(), options)
+    result = call_page(
+        driver, "return await app.generate({...args[1], noise: args[0]});", np.asarray(noise).ravel().tolist(), options
+    )
     return np.asarray(result["image"], "float32").reshape(np.shape(noise)), np.asarray(result["levels"])

@@ -28,7 +28,7 @@ import types
 OPTIONAL_OPEN_CLIP_IMPORTS = ("transformers", "timm")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def torchvision_works() -> bool:
     """True if torchvision imports; otherwise mark it missing (see the module docstring) and say False."""
     try:
@@ -88,10 +88,23 @@ def _stand_in_modules() -> dict[str, types.ModuleType]:
     """The modules and names that `import open_clip` takes from torchvision."""
     interpolation = enum.Enum("InterpolationMode", {"NEAREST": "nearest", "BILINEAR": "bilinear", "BICUBIC": "bicubic"})
     functional = _module("torchvision.transforms.functional")
-    transform_names = ("Normalize", "Compose", "RandomResizedCrop", "ToTensor", "Resize", "CenterCrop",
-                       "ColorJitter", "Grayscale")
-    transforms = _module("torchvision.transforms", package=True, functional=functional,
-                         InterpolationMode=interpolation, **{name: _unavailable(name) for name in transform_names})
+    transform_names = (
+        "Normalize",
+        "Compose",
+        "RandomResizedCrop",
+        "ToTensor",
+        "Resize",
+        "CenterCrop",
+        "ColorJitter",
+        "Grayscale",
+    )
+    transforms = _module(
+        "torchvision.transforms",
+        package=True,
+        functional=functional,
+        InterpolationMode=interpolation,
+        **{name: _unavailable(name) for name in transform_names},
+    )
     misc = _module("torchvision.ops.misc", FrozenBatchNorm2d=_unavailable("FrozenBatchNorm2d"))
     ops = _module("torchvision.ops", package=True, misc=misc)
     torchvision = _module("torchvision", package=True, transforms=transforms, ops=ops)

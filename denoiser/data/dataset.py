@@ -1,0 +1,92 @@
+"""The `Dataset` every data source returns: uint8 images with one condition each.
+
+A condition is a class id from 1 (0 means "no condition") or an embedding vector; `class_names`
+label the ids and `captions` the embeddings, for sample grids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """The data cannot be loaded or does not fit the model; the message says why and what to do."""
+
+
+@dataclass
+class Dataset:
+    """Images (N, H, W, C) uint8, conditions (N,) int class ids from 1 or (N, ...) float embeddings.
+
+    captions: one caption per image, for labelling sample grids (text-conditioned data).
+    rows: the indices of the images to train on, for arrays that stay in (memory-mapped) files and
+        hold rows to leave out, e.g. unreadable images; training then reads batches by index.
+    """
+
+    images: np.ndarray
+    conditions: np.ndarray
+    class_names: tuple[str, ...] = ()
+    captions: list[str] | None = None
+    rows: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.images.ndim == 3:
+            self.images = self.images[..., None]
+        if self.images.ndim != 4 or self.images.dtype != np.uint8:
+            raise DataError(f"images must be uint8 of shape (N, H, W, C); got {self.images.dtype} {self.images.shape}.")
+        if len(self.conditions) != len(self.images):
+            raise DataError(f"{len(self.images)} images but {len(self.conditions)} conditions; give one per image.")
+
+    def __len__(self) -> int:
+        return len(self.images) if self.rows is None else len(self.rows)
+
+    @property
+    def is_class_conditional(self) -> bool:
+        return np.issubdtype(self.conditions.dtype, np.integer)
+
+    def take(self, count: int | None) -> "Dataset":
+        if count is None:
+            return self
+        if self.rows is not None:
+            return Dataset(self.images, self.conditions, self.class_names, self.captions, self.rows[:count])
+        captions = None if self.captions is None else self.captions[:count]
+        return Dataset(self.images[:count], self.conditions[:count], self.class_names, captions)
+
+    def examples(self, count: int) -> tuple[np.ndarray, list[str]]:
+        """`count` conditions spread evenly over the data set, with their captions (for sample grids)."""
+        rows = np.arange(len(self.images)) if self.rows is None else np.asarray(self.rows)
+        rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(count, len(rows))).round().astype(int))]
+        captions = [self.captions[row] if self.captions is not None else "" for row in rows]
+        return np.asarray(self.conditions[rows]), captions
+
+
+def check_fits_model(dataset: Dataset, model_config) -> None:
+    """Raise `DataError` if the images or conditions don't match what the network expects."""
+    expected = (model_config.image_size, model_config.image_size, model_config.channels)
+    if dataset.images.shape[1:] != expected:
+        raise DataError(
+            f"The data's images are {dataset.images.shape[1:]} but the model expects {expected}; "
+            "set model.image_size and model.channels to match the data."
+        )
+    if model_config.condition in ("vector", "sequence"):
+        expected = (
+            (model_config.condition_dim,)
+            if model_config.condition == "vector"
+            else (model_config.condition_tokens, model_config.condition_dim)
+        )
+        if dataset.is_class_conditional or dataset.conditions.shape[1:] != expected:
+            raise DataError(
+                f"The model expects conditions of shape {expected} (model.condition={model_config.condition}) but the "
+                f"data's are {dataset.conditions.dtype} {dataset.conditions.shape[1:]}; set model.condition_dim (and "
+                "model.condition_tokens) to the encoder's output."
+            )
+    if model_config.condition == "class":
+        if not dataset.is_class_conditional:
+            raise DataError("The model expects class ids (model.condition=class) but the data holds embeddings.")
+        top = int(dataset.conditions.max())
+        if top > model_config.num_classes:
+            raise DataError(
+                f"The data has class ids up to {top} but model.num_classes={model_config.num_classes}; "
+                f"set model.num_classes={top}."
+            )

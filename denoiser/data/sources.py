@@ -1,0 +1,192 @@
+"""Every data source by name: Fashion-MNIST, MNIST, CIFAR-10/100 (through `keras.datasets`), the
+built-in shapes, and captioned images from files (captions.py), each as a `Dataset`.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from denoiser.data.captions import dataset_from_config as captioned_dataset_from_config
+from denoiser.data.dataset import DataError, Dataset
+from denoiser.data.shapes import CLASS_NAMES as SHAPES_CLASSES
+from denoiser.data.shapes import make_shapes
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+MNIST_CLASSES = tuple(str(digit) for digit in range(10))
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+CIFAR100_CLASSES = (
+    "apple",
+    "aquarium_fish",
+    "baby",
+    "bear",
+    "beaver",
+    "bed",
+    "bee",
+    "beetle",
+    "bicycle",
+    "bottle",
+    "bowl",
+    "boy",
+    "bridge",
+    "bus",
+    "butterfly",
+    "camel",
+    "can",
+    "castle",
+    "caterpillar",
+    "cattle",
+    "chair",
+    "chimpanzee",
+    "clock",
+    "cloud",
+    "cockroach",
+    "couch",
+    "crab",
+    "crocodile",
+    "cup",
+    "dinosaur",
+    "dolphin",
+    "elephant",
+    "flatfish",
+    "forest",
+    "fox",
+    "girl",
+    "hamster",
+    "house",
+    "kangaroo",
+    "keyboard",
+    "lamp",
+    "lawn_mower",
+    "leopard",
+    "lion",
+    "lizard",
+    "man",
+    "maple_tree",
+    "motorcycle",
+    "mountain",
+    "mouse",
+    "mushroom",
+    "oak_tree",
+    "orange",
+    "orchid",
+    "otter",
+    "palm_tree",
+    "pear",
+    "pickup_truck",
+    "pine_tree",
+    "plain",
+    "plate",
+    "poppy",
+    "porcupine",
+    "possum",
+    "rabbit",
+    "raccoon",
+    "ray",
+    "road",
+    "rocket",
+    "rose",
+    "sea",
+    "seal",
+    "shark",
+    "shrew",
+    "skunk",
+    "skyscraper",
+    "snail",
+    "snake",
+    "spider",
+    "squirrel",
+    "streetcar",
+    "sunflower",
+    "sweet_pepper",
+    "table",
+    "tank",
+    "telephone",
+    "television",
+    "tiger",
+    "tractor",
+    "train",
+    "tulip",
+    "turtle",
+    "wardrobe",
+    "whale",
+    "willow_tree",
+    "wolf",
+    "woman",
+    "worm",
+)
+
+KERAS_DATASETS = {
+    "fashion_mnist": FASHION_MNIST_CLASSES,
+    "mnist": MNIST_CLASSES,
+    "cifar10": CIFAR10_CLASSES,
+    "cifar100": CIFAR100_CLASSES,
+}
+CAPTIONED_DATASETS = ("captions", "arrays")  # text-conditioned data from files: see captions.py
+DATASETS = (*KERAS_DATASETS, "shapes", *CAPTIONED_DATASETS)
+
+
+def load_dataset(name: str, split: str = "train", num_images: int | None = None, image_size: int = 24) -> Dataset:
+    """Load a named data set. Keras data sets download on first use and are read from Keras's cache after.
+
+    `image_size` only applies to "shapes", which is drawn on the fly at any size.
+    """
+    if name == "shapes":
+        count = num_images or 20000
+        seed = 0 if split == "train" else 1
+        images, labels, _captions = make_shapes(count, image_size=image_size, seed=seed)
+        return Dataset(images, labels.astype("int32"), tuple(SHAPES_CLASSES))
+    if name in CAPTIONED_DATASETS:
+        raise DataError(
+            f"The {name!r} data set is read from files: use denoiser.load_captioned_dataset, or train with "
+            "data.path set (see captions.py)."
+        )
+    if name not in KERAS_DATASETS:
+        raise DataError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}.")
+    loader = getattr(keras.datasets, name).load_data
+    try:
+        (train_images, train_labels), (test_images, test_labels) = loader()
+    except Exception as error:  # no network and no cached copy, most often
+        raise DataError(
+            f"Could not load {name} through keras.datasets ({error}). It downloads on first use; "
+            "check the network connection, or put the files in Keras's cache (~/.keras/datasets)."
+        ) from error
+    images, labels = (train_images, train_labels) if split == "train" else (test_images, test_labels)
+    conditions = labels.reshape(-1).astype("int32") + 1  # id 0 is reserved for "no condition"
+    return Dataset(images, conditions, KERAS_DATASETS[name]).take(num_images)
+
+
+def dataset_for_config(config) -> Dataset:
+    """The training data that a run config names: a built-in data set, or captioned images from files."""
+    data = config.data
+    if data.dataset in CAPTIONED_DATASETS:
+        return captioned_dataset_from_config(config)
+    return load_dataset(data.dataset, num_images=data.num_images, image_size=config.model.image_size)
+
+
+def class_names_for(config) -> tuple[str, ...]:
+    """Class names of the run's data set, without loading the images."""
+    if config.data.dataset == "shapes":
+        return tuple(SHAPES_CLASSES)
+    return tuple(KERAS_DATASETS.get(config.data.dataset, ()))

@@ -1,0 +1,7 @@
+"""Small helpers shared by the rest of the package.
+
+files.py     atomic file writes: a crash never leaves a half-written file
+images.py    pixels between [-1, 1] floats and uint8; reading and fitting image files
+plotting.py  sample grids, strips and GIFs of the sampling process
+download.py  Google Drive downloads through gdown, with checksums
+"""
