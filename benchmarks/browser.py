@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 
@@ -20,8 +21,11 @@ import numpy as np
 from common import save
 
 from denoiser.deploy.onnx import export_onnx
-from denoiser.deploy.server import generate_in_page, headless_chromium, page_url, serve_in_background
+from denoiser.deploy.server import page_url
 from denoiser.generation import load_sampler
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))  # the page driver
+from chromium import generate_in_page, headless_chromium, serve_in_background  # noqa: E402
 
 SETTINGS = [("ddim", 20), ("dpmpp_2m", 10)]
 

@@ -1,76 +1,86 @@
 """denoiser: train small text-to-image diffusion models with Keras 3, and understand every line.
 
-Public API (imported on first use, so `denoiser --help` starts instantly):
-    ModelConfig, RunConfig, ConfigError   configuration (config.py)
-    build_unet                            the denoising U-Net (model.py)
+The public API, by the module that holds it (README, "How the code is organised", has the map):
+
+    ModelConfig, RunConfig, ConfigError   configuration (config.py); resolve_config: presets (presets.py)
+    build_unet                            the denoising U-Net (model.py, from the layers of layers.py)
     add_noise, training_noise_levels,
     sampling_noise_levels                 the noise schedule (schedule.py)
-    Sampler, dynamic_threshold            the DDIM-like sampler with guidance (sampler.py)
-    SOLVERS                               its solvers by name: "ddim", "dpmpp_2m" (solvers.py)
+    Sampler, dynamic_threshold, SOLVERS   the sampler with guidance, and its solvers (sampler.py, solvers.py)
+    Cascade, upscale                      a base model plus super-resolution stages (cascade.py)
     inpaint, outpaint, image_to_image     editing images with a sampler (editing.py)
-    ProcessRecorder                       a sampler callback that saves a strip or GIF (plotting.py)
-    Dataset, load_dataset                 training data (data.py)
-    train, resolve_config                 training runs and presets (training.py, presets.py)
-    load_model, generate                  checkpoints and sampling from them (serialization.py, generation.py)
-    evaluate                              sample-quality metrics of a checkpoint (evaluation.py, metrics.py)
-    interpolate, slerp                    strips between two prompts or two noises (generation.py)
-    DEFAULT_ENCODER, load_encoder,
-    encode_texts, embed_captions          text encoders and the embedding cache (text.py)
+    train                                 training runs into a run directory (training.py)
+    load_model, generate, interpolate,
+    slerp                                 checkpoints and sampling from them (serialization.py, generation.py)
+    Dataset, load_dataset                 training data (data/dataset.py, data/sources.py)
     read_captions, load_captioned_dataset,
-    load_array_dataset                    captioned image data sets (captions.py)
-    download_file                         Google Drive downloads with gdown (download.py)
-    export_onnx                           ONNX export for the web page (export.py)
+    load_array_dataset                    captioned image data sets (data/captions.py)
+    DEFAULT_ENCODER, load_encoder,
+    encode_texts, embed_captions          text encoders and the embedding cache (data/encoders.py)
+    evaluate                              sample-quality metrics of a checkpoint (evaluation/)
+    ProcessRecorder                       a sampler callback that saves a strip or GIF (utils/plotting.py)
+    download_file                         Google Drive downloads with gdown (utils/download.py)
+    export_onnx                           ONNX export for the web page (deploy/onnx.py)
+
+Importing the package registers its Keras layers and optimizer, so plain
+`keras.saving.load_model(path, safe_mode=True)` loads a denoiser checkpoint too.
 """
 
-import importlib
+from denoiser.cascade import Cascade, upscale
+from denoiser.config import ConfigError, ModelConfig, RunConfig
+from denoiser.data.captions import load_array_dataset, load_captioned_dataset, read_captions
+from denoiser.data.dataset import Dataset
+from denoiser.data.encoders import DEFAULT_ENCODER, embed_captions, encode_texts, load_encoder
+from denoiser.data.sources import load_dataset
+from denoiser.deploy.onnx import export_onnx
+from denoiser.editing import image_to_image, inpaint, outpaint
+from denoiser.evaluation.evaluator import evaluate
+from denoiser.generation import generate, interpolate, slerp
+from denoiser.model import build_unet
+from denoiser.presets import resolve_config
+from denoiser.sampler import Sampler, dynamic_threshold
+from denoiser.schedule import add_noise, sampling_noise_levels, training_noise_levels
+from denoiser.serialization import load_model
+from denoiser.solvers import SOLVERS
+from denoiser.training import train
+from denoiser.utils.download import download_file
+from denoiser.utils.plotting import ProcessRecorder
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "ConfigError": "config",
-    "ModelConfig": "config",
-    "RunConfig": "config",
-    "build_unet": "model",
-    "add_noise": "schedule",
-    "sampling_noise_levels": "schedule",
-    "training_noise_levels": "schedule",
-    "Sampler": "sampler",
-    "dynamic_threshold": "sampler",
-    "SOLVERS": "solvers",
-    "inpaint": "editing",
-    "outpaint": "editing",
-    "image_to_image": "editing",
-    "ProcessRecorder": "utils.plotting",
-    "Dataset": "data.dataset",
-    "load_dataset": "data.sources",
-    "train": "training",
-    "resolve_config": "presets",
-    "load_model": "serialization",
-    "generate": "generation",
-    "evaluate": "evaluation.evaluator",
-    "interpolate": "generation",
-    "slerp": "generation",
-    "DEFAULT_ENCODER": "data.encoders",
-    "load_encoder": "data.encoders",
-    "encode_texts": "data.encoders",
-    "embed_captions": "data.encoders",
-    "read_captions": "data.captions",
-    "load_captioned_dataset": "data.captions",
-    "load_array_dataset": "data.captions",
-    "download_file": "utils.download",
-    "export_onnx": "deploy.onnx",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'denoiser' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__all__ = [
+    "DEFAULT_ENCODER",
+    "SOLVERS",
+    "Cascade",
+    "ConfigError",
+    "Dataset",
+    "ModelConfig",
+    "ProcessRecorder",
+    "RunConfig",
+    "Sampler",
+    "add_noise",
+    "build_unet",
+    "download_file",
+    "dynamic_threshold",
+    "embed_captions",
+    "encode_texts",
+    "evaluate",
+    "export_onnx",
+    "generate",
+    "image_to_image",
+    "inpaint",
+    "interpolate",
+    "load_array_dataset",
+    "load_captioned_dataset",
+    "load_dataset",
+    "load_encoder",
+    "load_model",
+    "outpaint",
+    "read_captions",
+    "resolve_config",
+    "sampling_noise_levels",
+    "slerp",
+    "train",
+    "training_noise_levels",
+    "upscale",
+]

@@ -1,44 +1,148 @@
-"""What the trainer does after every epoch, as Keras callbacks: checkpoint, log row, sample grid."""
+"""What the trainer does during and after every epoch, as Keras callbacks.
+
+During the epoch: stop at the first non-finite loss (NonFiniteLossGuard) and save a resumable
+state every `train.backup_every` steps (BackupCallback). After it: commit the epoch (EpochCommitCallback:
+checkpoint, then log row) and draw its sample grid (SampleGridCallback). Nothing with non-finite
+weights is ever saved. Every callback counts steps from the start of the run (`start_step` on resume).
+"""
 
 from __future__ import annotations
 
-import csv
-import io
+import math
 import os
+import shutil
 import time
 
 import keras
 import numpy as np
 from keras import ops
 
+from denoiser.cascade import draw_upscaling_grid
 from denoiser.config import RunConfig
 from denoiser.data.dataset import Dataset
 from denoiser.data.encoders import wrap_label
-from denoiser.rundir import RunDirectory, read_log
+from denoiser.rundir import RunDirectory, TrainingError, add_log_row, read_log, write_log
 from denoiser.sampler import Sampler
 from denoiser.serialization import copy_ema_weights
-from denoiser.utils.files import atomic_path, write_text
+from denoiser.utils.files import atomic_path
 from denoiser.utils.plotting import save_grid
 
 
-class CheckpointCallback(keras.callbacks.Callback):
-    """After every epoch: save `epoch-NNNN.keras` and `latest.keras`, both atomically."""
+def epoch_and_step(step: int, steps_per_epoch: int) -> str:
+    """'epoch 3, step 17' (both counted from 1) for the `step`-th step of the run (counted from 0)."""
+    return f"epoch {step // steps_per_epoch + 1}, step {step % steps_per_epoch + 1}"
 
-    def __init__(self, run: RunDirectory, keep: int = 0):
+
+def check_finite_state(model: keras.Model, where: str) -> None:
+    """Raise TrainingError if a weight or optimizer variable is NaN or infinite, so it is never saved."""
+    for variable in [*model.weights, *model.optimizer.variables]:
+        if "float" in str(variable.dtype) and not bool(ops.all(ops.isfinite(variable))):
+            raise TrainingError(
+                f"{variable.path} stopped being finite at {where}; nothing from it was saved. "
+                "Lower train.learning_rate and run again to resume from the last good state."
+            )
+
+
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Stop training at the first NaN or infinite loss, raising TrainingError naming the epoch and step."""
+
+    def __init__(self, steps_per_epoch: int, start_step: int = 0):
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+        self.step = start_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingError(
+                f"The loss became {float(loss)} at {epoch_and_step(self.step, self.steps_per_epoch)}; "
+                "training stopped and nothing after the last good state was saved. "
+                "Lower train.learning_rate and run again to resume from it."
+            )
+        self.step += 1
+
+
+class BackupCallback(keras.callbacks.Callback):
+    """Every `every` steps, save the model and optimizer to RUN/backup/step-N.keras, atomically.
+
+    Like Keras's `BackupAndRestore(save_freq=every, double_checkpoint=True)`, but the file name holds
+    the step, so a rerun continues at that very step (the pipeline replays nothing, see data/pipeline.py),
+    and the two newest backups are kept in case the newest one is damaged.
+    """
+
+    def __init__(self, run: RunDirectory, every: int, steps_per_epoch: int, start_step: int = 0):
         super().__init__()
         self.run = run
+        self.every = every
+        self.steps_per_epoch = steps_per_epoch
+        self.step = start_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if not self.every or self.step % self.every or self.step % self.steps_per_epoch == 0:
+            return  # the epoch's checkpoint covers its last step
+        check_finite_state(self.model, epoch_and_step(self.step - 1, self.steps_per_epoch))
+        with atomic_path(self.run.backup(self.step)) as temporary:
+            self.model.save(temporary)
+        for old in self.run.backup_steps()[:-2]:
+            os.remove(self.run.backup(old))
+
+
+class EpochCommitCallback(keras.callbacks.Callback):
+    """After every epoch: commit it as one unit, then write the files that can be redrawn from it.
+
+    1. `epoch-NNNN.keras` with the log row inside, renamed into place: the commit.
+    2. `latest.keras`, log.csv (both atomically), and the mid-epoch backups are removed.
+    A rerun redoes step 2 (and the sample grid) for a committed epoch when an interruption stopped it.
+    """
+
+    def __init__(self, run: RunDirectory, batch_size: int, steps_per_epoch: int, keep: int = 0):
+        super().__init__()
+        self.run = run
+        self.batch_size = batch_size
+        self.steps_per_epoch = steps_per_epoch
         self.keep = keep
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+        self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        self.end = time.perf_counter()  # the epoch's training ends here; checkpoints and samples follow
+
     def on_epoch_end(self, epoch, logs=None):
+        check_finite_state(self.model, f"the end of epoch {epoch + 1}")
+        row = self.log_row(epoch + 1, logs or {})
         path = self.run.checkpoint(epoch + 1)
         with atomic_path(path) as temporary:
             self.model.save(temporary)
-            with atomic_path(self.run.latest) as latest:
-                with open(temporary, "rb") as source, open(latest, "wb") as target:
-                    target.write(source.read())
+            add_log_row(temporary, row)
+        commit_files(self.run, epoch + 1, row, committed_step=(epoch + 1) * self.steps_per_epoch)
         if self.keep:
             for old in self.run.finished_epochs()[: -self.keep]:
                 os.remove(self.run.checkpoint(old))
+
+    def log_row(self, epoch: int, logs: dict) -> dict:
+        seconds = self.end - self.start
+        learning_rate = self.model.optimizer.learning_rate
+        return {
+            "epoch": epoch,
+            "loss": f"{logs.get('loss', float('nan')):.6f}",
+            "learning_rate": f"{float(ops.convert_to_numpy(learning_rate)):.3g}",
+            "seconds": f"{seconds:.1f}",
+            "images_per_second": f"{self.steps * self.batch_size / max(seconds, 1e-9):.1f}",
+        }
+
+
+def commit_files(run: RunDirectory, epoch: int, row: dict | None, committed_step: int) -> None:
+    """Everything after committing the checkpoint of `epoch`: latest.keras, its log row, no backups before it."""
+    with atomic_path(run.latest) as latest:
+        shutil.copyfile(run.checkpoint(epoch), latest)
+    if row is not None:
+        rows = [r for r in read_log(run.log_path) if int(r["epoch"]) != epoch]
+        write_log(run.log_path, [*rows, row])
+    run.remove_backups(up_to_step=committed_step)
 
 
 def averaged_weights_sampler(model: keras.Model, config: RunConfig, sampler: Sampler | None = None) -> Sampler:
@@ -53,9 +157,31 @@ def averaged_weights_sampler(model: keras.Model, config: RunConfig, sampler: Sam
             steps=sample.steps,
             guidance=sample.guidance,
             threshold_percentile=sample.threshold_percentile,
+            augmentation_level=sample.augmentation_level,
         )
     copy_ema_weights(model, into=sampler.model)
     return sampler
+
+
+def draw_sample_grid(sampler: Sampler, path: str, config: RunConfig, class_names=(), dataset=None, title="") -> None:
+    """Sample the grid of `path` from the run's fixed noise (`sample.seed`): one row per class or caption.
+
+    A super-resolution stage's grid upscales real images from `dataset` instead (cascade.py).
+    """
+    if config.model.super_resolution:
+        return draw_upscaling_grid(sampler, path, config, dataset, title)
+    conditions, row_labels = grid_conditions(config, class_names, dataset=dataset)
+    columns = config.sample.columns
+    images = sampler.sample(
+        condition=None if conditions is None else np.repeat(conditions, columns, axis=0),
+        num_images=columns * len(row_labels),
+        seed=config.sample.seed,
+    )
+    save_grid(images, path, rows=len(row_labels), row_labels=row_labels, title=title)
+
+
+def grid_title(epoch: int, loss=None) -> str:
+    return f"epoch {epoch}" + (f", loss {float(loss):.4f}" if loss is not None else "")
 
 
 class SampleGridCallback(keras.callbacks.Callback):
@@ -71,16 +197,9 @@ class SampleGridCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.sampler = averaged_weights_sampler(self.model, self.config, self.sampler)
-        conditions, row_labels = grid_conditions(self.config, self.class_names, dataset=self.dataset)
-        columns = self.config.sample.columns
-        images = self.sampler.sample(
-            condition=None if conditions is None else np.repeat(conditions, columns, axis=0),
-            num_images=columns * len(row_labels),
-            seed=self.config.sample.seed,
-        )
-        loss = (logs or {}).get("loss")
-        title = f"epoch {epoch + 1}" + (f", loss {loss:.4f}" if loss is not None else "")
-        save_grid(images, self.run.sample_grid(epoch + 1), rows=len(row_labels), row_labels=row_labels, title=title)
+        title = grid_title(epoch + 1, (logs or {}).get("loss"))
+        path = self.run.sample_grid(epoch + 1)
+        draw_sample_grid(self.sampler, path, self.config, self.class_names, self.dataset, title)
 
 
 def grid_conditions(config: RunConfig, class_names=(), max_rows: int = 10, dataset: Dataset | None = None):
@@ -98,40 +217,3 @@ def grid_conditions(config: RunConfig, class_names=(), max_rows: int = 10, datas
     ids = np.unique(np.linspace(1, count, min(count, max_rows)).round().astype("int32"))
     labels = [class_names[i - 1] if i - 1 < len(class_names) else f"class {i}" for i in ids]
     return ids, labels
-
-
-class CSVLogCallback(keras.callbacks.Callback):
-    """Append one row per epoch (loss, learning rate, speed) to log.csv, rewriting it atomically."""
-
-    FIELDS = ("epoch", "loss", "learning_rate", "seconds", "images_per_second")
-
-    def __init__(self, path: str, batch_size: int):
-        super().__init__()
-        self.path = path
-        self.batch_size = batch_size
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-        self.steps = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        self.end = time.perf_counter()  # the epoch's training ends here; checkpoints and samples follow
-
-    def on_epoch_end(self, epoch, logs=None):
-        seconds = self.end - self.start
-        learning_rate = self.model.optimizer.learning_rate
-        row = {
-            "epoch": epoch + 1,
-            "loss": f"{(logs or {}).get('loss', float('nan')):.6f}",
-            "learning_rate": f"{float(ops.convert_to_numpy(learning_rate)):.3g}",
-            "seconds": f"{seconds:.1f}",
-            "images_per_second": f"{self.steps * self.batch_size / max(seconds, 1e-9):.1f}",
-        }
-        rows = read_log(self.path)
-        rows = [r for r in rows if int(r["epoch"]) < row["epoch"]] + [row]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=self.FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-        write_text(self.path, buffer.getvalue())

@@ -1,23 +1,147 @@
-"""The network's configuration: one YAML-friendly dataclass, validated on creation.
+"""The run's configuration: YAML-friendly dataclasses whose fields declare their own rules.
 
-Every field is a plain int, float, str, bool or list of those, so a config round-trips through
-YAML, JSON and a `.keras` file unchanged. A wrong value raises `ConfigError` naming the field.
+Every field is a plain int, float, str, bool or list of those, so a config round-trips through YAML, JSON
+and a `.keras` file unchanged. A field's type annotation says which values it takes: `int`, `float | None`,
+`Literal["class", "vector"]`, `list[bool]`, or a named type with a rule such as `PositiveInt`. One function,
+`validate_section`, reads those annotations and raises `ConfigError` with a one-line message naming the
+field, the bad value and what it must be. Rules that tie several fields together (the image size must halve
+once per level, ...) are a short list of named checks beside it.
 """
 
-from __future__ import annotations
-
 import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
-CONDITION_KINDS = ("class", "vector", "sequence", "none")
+import yaml
 
 
 class ConfigError(ValueError):
     """A configuration value is wrong; the message names the field and how to fix it."""
 
 
+# ================================================================================= the rules a field can declare
+class Rule(NamedTuple):
+    """A condition on a value, attached to its type as `Annotated[int, Rule(...)]`: what the value must be, in
+    words that complete "model.dropout must be ...", and a test that is only called on a value of that type."""
+
+    must_be: str
+    test: Callable[[Any], bool]
+
+
+PositiveInt = Annotated[int, Rule("a positive integer", lambda value: value > 0)]
+NonNegativeInt = Annotated[int, Rule("a non-negative integer", lambda value: value >= 0)]
+PositiveFloat = Annotated[float, Rule("a positive number", lambda value: value > 0)]
+Fraction = Annotated[float, Rule("a number in [0, 1)", lambda value: 0 <= value < 1)]
+Percentile = Annotated[float, Rule("a number in (0, 100]", lambda value: 0 < value <= 100)]
+Levels = Annotated[
+    list[PositiveInt], Rule("a non-empty list of positive integers, e.g. [1, 2, 3]", lambda value: len(value) > 0)
+]
+EvenPositiveInt = Annotated[
+    int, Rule("a positive even integer (half sines, half cosines)", lambda value: value > 0 and value % 2 == 0)
+]
+
+# The choices of a setting, declared once; the modules that implement them import these names.
+Condition = Literal["class", "vector", "sequence", "none"]
+NoiseDistribution = Literal["folded_normal", "logit_normal", "uniform"]  # see schedule.training_noise_levels
+Distribute = Literal["none", "mirrored", "tpu", "multi_worker"]  # see training.make_strategy
+
+
+ENCODER_FAMILIES = ("open_clip", "sentence_transformers", "transformers")  # as data/encoders.py loads them
+
+
+def looks_like_an_encoder(spec: str) -> bool:
+    """open_clip/MODEL/PRETRAINED, or FAMILY/NAME_OR_PATH for the other families (a path may hold slashes).
+
+    Only the shape of the name is checked here; whether the encoder exists is found out when it is loaded
+    (data/encoders.py).
+    """
+    family, _, rest = spec.partition("/")
+    if family == "open_clip":
+        parts = rest.split("/")
+        return len(parts) == 2 and all(parts)
+    return family in ENCODER_FAMILIES and bool(rest)
+
+
+EncoderName = Annotated[
+    str,
+    Rule(
+        "open_clip/MODEL/PRETRAINED (e.g. open_clip/ViT-B-32/laion2b_s34b_b79k), "
+        "sentence_transformers/NAME_OR_PATH or transformers/NAME_OR_PATH",
+        looks_like_an_encoder,
+    ),
+]
+
+
+def only_if(other: str, *values) -> dict:
+    """Field metadata: check this field only while field `other` has one of `values` (otherwise it is unused)."""
+    return {"only_if": (other, values)}
+
+
+# ================================================================================= the sections
+class Section:
+    """What every section of the run config shares: checked on creation, built from a dict with a check for
+    unknown keys. `SECTION` is its name in the YAML file and in `--set section.key=value`."""
+
+    SECTION: ClassVar[str]
+
+    def __post_init__(self):
+        self.validate()
+        for item in dataclasses.fields(self):  # store lists, as YAML gives them, so configs compare equal
+            if isinstance(getattr(self, item.name), tuple):
+                setattr(self, item.name, list(getattr(self, item.name)))
+
+    def validate(self) -> None:
+        """Raise `ConfigError` for the first wrong field, with a message that says how to fix it."""
+        validate_section(self)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Build from a dict (e.g. parsed YAML); unknown keys are an error, not silently dropped."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"Config section {cls.SECTION!r} must be a mapping of keys to values, got {values!r}.")
+        known = [item.name for item in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            guess = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f"did you mean {cls.SECTION}.{guess[0]}? " if guess else ""
+            keys = [f"{cls.SECTION}.{key}" for key in unknown]
+            raise ConfigError(f"Unknown key(s) {keys}; {hint}{cls.SECTION} has {sorted(known)}.")
+        return cls(**_floats_from_text(cls, values))
+
+
 @dataclass
-class ModelConfig:
+class DataConfig(Section):
+    """Where the training images and their conditions come from, and how they are noised."""
+
+    SECTION: ClassVar[str] = "data"
+
+    dataset: str = "fashion_mnist"  # fashion_mnist | mnist | cifar10 | cifar100 | shapes | captions | arrays
+    num_images: PositiveInt | None = None  # use only the first N training images (None: all)
+    label_dropout: Fraction = 0.15  # share of conditions replaced by "no condition" (for guidance)
+    noise_distribution: NoiseDistribution = "folded_normal"
+    shuffle_buffer: int = 60000
+    # Super-resolution stages (model.low_resolution > 0): the low-resolution input is noised at a random level
+    # in [0, max_augmentation] while training, and the network is told that level (noise conditioning augmentation).
+    max_augmentation: Fraction = 0.3
+    # Text-conditioned data (see data/captions.py and data/encoders.py):
+    path: str | None = None  # captions: a captioned folder, CSV/parquet table or hf:NAME; arrays: the images .npy
+    encoder: EncoderName | None = None  # the text encoder of the captions and prompts, e.g. open_clip/ViT-B-32/none
+    embeddings: str | None = None  # a .npy of caption embeddings (default for captions: the cache beside them)
+    # A Hugging Face dataset (data.path=hf:NAME[:SPLIT], or a local copy): its columns of images and of captions
+    # (default: the only column of each kind).
+    image_column: str | None = None
+    caption_column: str | None = None
+
+
+@dataclass
+class ModelConfig(Section):
     """Shape of the U-Net.
 
     The network has one *level* per entry of `width_multipliers`. Level i works at resolution
@@ -32,31 +156,28 @@ class ModelConfig:
       - "none":     an unconditional model.
     """
 
-    image_size: int = 28
-    channels: int = 1
-    base_width: int = 64
-    width_multipliers: list[int] = field(default_factory=lambda: [1, 2, 3])
-    blocks_per_level: int = 2
+    SECTION: ClassVar[str] = "model"
+
+    image_size: PositiveInt = 28
+    channels: Literal[1, 3] = field(default=1, metadata={"hint": "1 for grey, 3 for RGB"})
+    base_width: PositiveInt = 64
+    width_multipliers: Levels = field(default_factory=lambda: [1, 2, 3])
+    blocks_per_level: PositiveInt = 2
     self_attention: list[bool] = field(default_factory=lambda: [False, True, False])
     cross_attention: list[bool] = field(default_factory=lambda: [False, True, False])
-    attention_heads: int = 4
-    condition: str = "class"
-    num_classes: int = 10
-    condition_dim: int = 512
-    condition_tokens: int = 77
-    noise_embedding_dim: int = 32
-    noise_embedding_max_frequency: float = 1000.0
-    norm_groups: int = 8
-    dropout: float = 0.0
+    attention_heads: PositiveInt = 4
+    condition: Condition = "class"
+    num_classes: PositiveInt = field(default=10, metadata=only_if("condition", "class"))
+    condition_dim: PositiveInt = field(default=512, metadata=only_if("condition", "vector", "sequence"))
+    condition_tokens: PositiveInt = field(default=77, metadata=only_if("condition", "sequence"))
+    noise_embedding_dim: EvenPositiveInt = 32
+    noise_embedding_max_frequency: Annotated[float, Rule("a number greater than 1", lambda value: value > 1)] = 1000.0
+    norm_groups: PositiveInt = 8
+    dropout: Fraction = 0.0
+    # A super-resolution stage: the side of the low-resolution image it upscales (0: a base model). The low-res
+    # image is upsampled (bilinear) by image_size // low_resolution and concatenated to the noisy image.
+    low_resolution: NonNegativeInt = 0
 
-    def __post_init__(self):
-        # Accept tuples and YAML lists alike; store lists so configs compare and serialize simply.
-        self.width_multipliers = list(self.width_multipliers)
-        self.self_attention = [bool(v) for v in self.self_attention]
-        self.cross_attention = [bool(v) for v in self.cross_attention]
-        self.validate()
-
-    # ----------------------------------------------------------------------------- properties
     @property
     def num_levels(self) -> int:
         return len(self.width_multipliers)
@@ -70,200 +191,158 @@ class ModelConfig:
     def conditional(self) -> bool:
         return self.condition != "none"
 
-    # ----------------------------------------------------------------------------- validation
-    def validate(self) -> None:
-        """Raise `ConfigError` for the first wrong field, with a message that says how to fix it."""
-        _positive_int(self, "image_size")
-        if self.channels not in (1, 3):
-            raise ConfigError(f"ModelConfig.channels must be 1 (grey) or 3 (RGB), got {self.channels!r}.")
-        _positive_int(self, "base_width")
-        _positive_int(self, "blocks_per_level")
-        _positive_int(self, "attention_heads")
-        _positive_int(self, "norm_groups")
-        _positive_int(self, "noise_embedding_dim")
-        if self.noise_embedding_dim % 2:
-            raise ConfigError(
-                f"ModelConfig.noise_embedding_dim must be even (sine and cosine halves), got {self.noise_embedding_dim}."
-            )
-        if not self.width_multipliers:
-            raise ConfigError("ModelConfig.width_multipliers is empty; give at least one level, e.g. [1, 2, 3].")
-        for m in self.width_multipliers:
-            if not isinstance(m, int) or isinstance(m, bool) or m <= 0:
-                raise ConfigError(
-                    f"ModelConfig.width_multipliers must hold positive integers, got {self.width_multipliers!r}."
-                )
-        for name in ("self_attention", "cross_attention"):
-            switches = getattr(self, name)
-            if len(switches) != self.num_levels:
-                raise ConfigError(
-                    f"ModelConfig.{name} has {len(switches)} switches but width_multipliers has "
-                    f"{self.num_levels} levels; give one True/False per level."
-                )
-        for width in self.widths:
-            if width % self.norm_groups:
-                raise ConfigError(
-                    f"ModelConfig.norm_groups={self.norm_groups} must divide every level width {self.widths}; "
-                    "choose a base_width that is a multiple of norm_groups."
-                )
-        attention_widths = [w for w, s, c in zip(self.widths, self.self_attention, self.cross_attention) if s or c]
-        for width in attention_widths:
-            if width % self.attention_heads:
-                raise ConfigError(
-                    f"ModelConfig.attention_heads={self.attention_heads} must divide the width {width} of every "
-                    "level with attention."
-                )
-        if self.condition not in CONDITION_KINDS:
-            raise ConfigError(f"ModelConfig.condition must be one of {CONDITION_KINDS}, got {self.condition!r}.")
-        if self.condition == "class":
-            _positive_int(self, "num_classes")
-        if self.condition in ("vector", "sequence"):
-            _positive_int(self, "condition_dim")
-        if self.condition == "sequence":
-            _positive_int(self, "condition_tokens")
-        if any(self.cross_attention) and not self.conditional:
-            raise ConfigError(
-                "ModelConfig.cross_attention is switched on but condition='none'; cross-attention needs a condition."
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}.")
-        if self.noise_embedding_max_frequency <= 1.0:
-            raise ConfigError("ModelConfig.noise_embedding_max_frequency must be greater than 1.")
-        self._check_image_size()
-
-    def _check_image_size(self) -> None:
-        halvings = self.num_levels - 1
-        if self.image_size % (2**halvings):
-            sizes = [self.image_size / 2**i for i in range(halvings + 1)]
-            chain = " -> ".join(f"{s:g}" for s in sizes)
-            raise ConfigError(
-                f"ModelConfig.image_size={self.image_size} cannot be halved {halvings} times ({chain}); "
-                f"use an image size divisible by {2**halvings} or fewer width_multipliers levels."
-            )
-
-    # ----------------------------------------------------------------------------- (de)serialization
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
-        """Build from a dict (e.g. parsed YAML); unknown keys are an error, not silently dropped."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"Unknown ModelConfig field(s) {unknown}; known fields are {sorted(known)}.")
-        return cls(**values)
-
-
-def _positive_int(config: ModelConfig, name: str) -> None:
-    value = getattr(config, name)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"ModelConfig.{name} must be a positive integer, got {value!r}.")
-
-
-# ================================================================================= run configuration
-@dataclass
-class DataConfig:
-    """Where the training images and their conditions come from, and how they are noised."""
-
-    dataset: str = "fashion_mnist"  # fashion_mnist | mnist | cifar10 | cifar100 | shapes | captions | arrays
-    num_images: int | None = None  # use only the first N training images (None: all)
-    label_dropout: float = 0.15  # share of conditions replaced by "no condition" (for guidance)
-    noise_distribution: str = "folded_normal"  # see schedule.training_noise_levels
-    shuffle_buffer: int = 60000
-    # Text-conditioned data (see captions.py and text.py):
-    path: str | None = None  # captions: a captioned folder or CSV/parquet table; arrays: the images .npy
-    encoder: str | None = None  # the text encoder of the captions and prompts, e.g. open_clip/ViT-B-32/none
-    embeddings: str | None = None  # a .npy of caption embeddings (default for captions: the cache beside them)
-
-    def validate(self) -> None:
-        if not 0.0 <= self.label_dropout < 1.0:
-            raise ConfigError(f"data.label_dropout must be in [0, 1), got {self.label_dropout!r}.")
-        from denoiser.schedule import TRAINING_DISTRIBUTIONS
-
-        if self.noise_distribution not in TRAINING_DISTRIBUTIONS:
-            raise ConfigError(
-                f"data.noise_distribution must be one of {TRAINING_DISTRIBUTIONS}, got {self.noise_distribution!r}."
-            )
-        if self.num_images is not None and (not isinstance(self.num_images, int) or self.num_images <= 0):
-            raise ConfigError(f"data.num_images must be a positive integer or null, got {self.num_images!r}.")
-        self._validate_text_data()
-
-    def _validate_text_data(self) -> None:
-        """The encoder's name is checked here; that a captioned data set has its files, when it is loaded."""
-        from denoiser.data.encoders import EncoderError, check_encoder_spec
-
-        if self.encoder is not None:
-            try:
-                check_encoder_spec(self.encoder)
-            except EncoderError as error:
-                raise ConfigError(f"data.encoder: {error}") from None
+    @property
+    def super_resolution(self) -> bool:
+        return self.low_resolution > 0
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Section):
     """How long and how fast to train."""
 
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 3e-4
-    warmup_steps: int = 500
-    steps_per_epoch: int | None = None  # None: one pass over the data per epoch
-    ema_decay: float = 0.999  # weight averaging for samples and checkpoints; 0 switches it off
-    keep_checkpoints: int = 0  # keep only the newest N epoch checkpoints; 0 keeps all
-    mixed_precision: bool = False  # bfloat16 on CPU/TPU, float16 on GPU
-    distribute: str = "none"  # none | mirrored | tpu | multi_worker
-    seed: int = 0
-    evaluate_every: int = 0  # score samples every N epochs into RUN/evaluation/ (evaluation.py); 0 = off
-    evaluate_num: int = 200  # samples per evaluation
+    SECTION: ClassVar[str] = "train"
 
-    def validate(self) -> None:
-        for name in ("epochs", "batch_size", "evaluate_num"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"train.{name} must be a positive integer, got {value!r}.")
-        if self.steps_per_epoch is not None and (
-            not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch <= 0
-        ):
-            raise ConfigError(
-                f"train.steps_per_epoch must be a positive integer or null, got {self.steps_per_epoch!r}."
-            )
-        if not self.learning_rate > 0:
-            raise ConfigError(f"train.learning_rate must be positive, got {self.learning_rate!r}.")
-        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ConfigError(f"train.warmup_steps must be a non-negative integer, got {self.warmup_steps!r}.")
-        if not isinstance(self.evaluate_every, int) or self.evaluate_every < 0:
-            raise ConfigError(
-                f"train.evaluate_every must be a non-negative integer (0 = off), got {self.evaluate_every!r}."
-            )
-        if not isinstance(self.keep_checkpoints, int) or self.keep_checkpoints < 0:
-            raise ConfigError(f"train.keep_checkpoints must be a non-negative integer, got {self.keep_checkpoints!r}.")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay!r}.")
-        if self.distribute not in ("none", "mirrored", "tpu", "multi_worker"):
-            raise ConfigError(
-                f"train.distribute must be one of none, mirrored, tpu, multi_worker; got {self.distribute!r}."
-            )
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 64
+    learning_rate: PositiveFloat = 3e-4
+    warmup_steps: NonNegativeInt = 500
+    steps_per_epoch: PositiveInt | None = None  # None: one pass over the data per epoch
+    ema_decay: Fraction = 0.999  # weight averaging for samples and checkpoints; 0 switches it off
+    keep_checkpoints: NonNegativeInt = 0  # keep only the newest N epoch checkpoints; 0 keeps all
+    backup_every: NonNegativeInt = 200  # save a resumable mid-epoch state into RUN/backup/ every N steps; 0 = off
+    mixed_precision: bool = False  # bfloat16 on CPU/TPU, float16 on GPU
+    distribute: Distribute = "none"
+    seed: int = 0
+    evaluate_every: NonNegativeInt = 0  # score samples every N epochs into RUN/evaluation/; 0 = off
+    evaluate_num: PositiveInt = 200  # samples per evaluation
 
 
 @dataclass
-class SampleConfig:
+class SampleConfig(Section):
     """How the per-epoch sample grid (and `denoiser sample` by default) draws images."""
 
-    steps: int = 20
+    SECTION: ClassVar[str] = "sample"
+
+    steps: PositiveInt = 20
     guidance: float = 2.0
-    threshold_percentile: float = 99.5
-    columns: int = 8  # images per class (or prompt) in the grid
+    threshold_percentile: Percentile = 99.5
+    columns: PositiveInt = 8  # images per class (or prompt) in the grid
     seed: int = 0
-
-    def validate(self) -> None:
-        if not isinstance(self.steps, int) or self.steps <= 0:
-            raise ConfigError(f"sample.steps must be a positive integer, got {self.steps!r}.")
-        if not isinstance(self.columns, int) or self.columns <= 0:
-            raise ConfigError(f"sample.columns must be a positive integer, got {self.columns!r}.")
-        if not 0.0 < self.threshold_percentile <= 100.0:
-            raise ConfigError(f"sample.threshold_percentile must be in (0, 100], got {self.threshold_percentile!r}.")
+    augmentation_level: Fraction = 0.1  # super-resolution stages: the noise level given to the low-res input
 
 
+# ================================================================================= validation, in one place
+def validate_section(section: Section) -> None:
+    """Check every field against its annotation (and `only_if` metadata), then the section's cross-field checks."""
+    for item in dataclasses.fields(section):
+        value = getattr(section, item.name)
+        if "only_if" in item.metadata:
+            other, values = item.metadata["only_if"]
+            if getattr(section, other) not in values:
+                continue
+        if not accepts(item.type, value):
+            hint = f" ({item.metadata['hint']})" if "hint" in item.metadata else ""
+            raise ConfigError(f"{section.SECTION}.{item.name} must be {must_be(item.type)}, got {value!r}{hint}.")
+    for check in CROSS_FIELD_CHECKS.get(type(section), ()):
+        problem = check(section)
+        if problem:
+            raise ConfigError(problem)
+
+
+def accepts(kind, value) -> bool:
+    """Whether `value` is of the annotated type `kind` and passes its rules."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is Annotated:
+        return accepts(args[0], value) and all(rule.test(value) for rule in args[1:])
+    if origin is Literal:  # compare types too: True == 1, but True is not a channel count
+        return any(type(value) is type(choice) and value == choice for choice in args)
+    if origin in (typing.Union, types.UnionType):
+        return any(accepts(option, value) for option in args)
+    if origin is list:
+        return isinstance(value, (list, tuple)) and all(accepts(args[0], entry) for entry in value)
+    if kind in (int, float) and isinstance(value, bool):  # a bool is an int to Python, not to a config
+        return False
+    return isinstance(value, (int, float) if kind is float else kind)
+
+
+def must_be(kind) -> str:
+    """The annotated type `kind` in words: "a positive integer or null", "one of 'class', 'none'", ..."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is Annotated:
+        return args[1].must_be
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(must_be(option) for option in args)
+    if origin is list:
+        return f"a list whose entries are each {must_be(args[0])}"
+    return {int: "an integer", float: "a number", str: "a text", bool: "true or false", type(None): "null"}[kind]
+
+
+def one_attention_switch_per_level(model: ModelConfig) -> str | None:
+    for name in ("self_attention", "cross_attention"):
+        switches = getattr(model, name)
+        if len(switches) != model.num_levels:
+            return (
+                f"model.{name} has {len(switches)} switches but width_multipliers has {model.num_levels} levels; "
+                "give one true/false per level."
+            )
+
+
+def norm_groups_divide_every_width(model: ModelConfig) -> str | None:
+    if any(width % model.norm_groups for width in model.widths):
+        return (
+            f"model.norm_groups={model.norm_groups} must divide every level width {model.widths}; "
+            "choose a base_width that is a multiple of norm_groups."
+        )
+
+
+def attention_heads_divide_attention_widths(model: ModelConfig) -> str | None:
+    levels = zip(model.widths, model.self_attention, model.cross_attention)
+    for width in [width for width, self_attention, cross_attention in levels if self_attention or cross_attention]:
+        if width % model.attention_heads:
+            return (
+                f"model.attention_heads={model.attention_heads} must divide the width {width} of every level "
+                "with attention."
+            )
+
+
+def cross_attention_needs_a_condition(model: ModelConfig) -> str | None:
+    if any(model.cross_attention) and not model.conditional:
+        return "model.cross_attention is switched on but condition='none'; cross-attention needs a condition."
+
+
+def image_size_halves_at_every_level(model: ModelConfig) -> str | None:
+    halvings = model.num_levels - 1
+    if model.image_size % 2**halvings:
+        chain = " -> ".join(f"{model.image_size / 2**i:g}" for i in range(halvings + 1))
+        return (
+            f"model.image_size={model.image_size} cannot be halved {halvings} times ({chain}); "
+            f"use an image size divisible by {2**halvings} or fewer width_multipliers levels."
+        )
+
+
+def low_resolution_divides_image_size(model: ModelConfig) -> str | None:
+    if model.super_resolution and (model.low_resolution >= model.image_size or model.image_size % model.low_resolution):
+        return (
+            f"model.low_resolution={model.low_resolution} must be smaller than model.image_size={model.image_size} "
+            f"and divide it (a whole upscaling factor), e.g. model.low_resolution={model.image_size // 2}."
+        )
+
+
+CROSS_FIELD_CHECKS: dict[type, tuple[Callable[[Any], str | None], ...]] = {
+    ModelConfig: (
+        one_attention_switch_per_level,  # first: the other checks walk the levels
+        norm_groups_divide_every_width,
+        attention_heads_divide_attention_widths,
+        cross_attention_needs_a_condition,
+        image_size_halves_at_every_level,
+        low_resolution_divides_image_size,
+    ),
+}
+
+
+# ================================================================================= the whole run
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "sample": SampleConfig}
 
 
@@ -277,10 +356,8 @@ class RunConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
 
     def validate(self) -> None:
-        self.data.validate()
-        self.model.validate()
-        self.train.validate()
-        self.sample.validate()
+        for name in SECTIONS:
+            getattr(self, name).validate()
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -290,39 +367,82 @@ class RunConfig:
         unknown = sorted(set(values) - set(SECTIONS))
         if unknown:
             raise ConfigError(f"Unknown config section(s) {unknown}; sections are {sorted(SECTIONS)}.")
-        sections = {name: _section_from_dict(name, values.get(name) or {}) for name in SECTIONS}
-        config = cls(**sections)
-        config.validate()
-        return config
+        return cls(**{name: section.from_dict(values.get(name) or {}) for name, section in SECTIONS.items()})
 
 
-def _section_from_dict(name: str, values: dict):
-    section = SECTIONS[name]
-    if not isinstance(values, dict):
-        raise ConfigError(f"Config section {name!r} must be a mapping of keys to values, got {values!r}.")
-    known = {f.name for f in dataclasses.fields(section)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"Unknown key(s) {[f'{name}.{k}' for k in unknown]}; {name} has {sorted(known)}.")
-    try:
-        return section(**_floats_from_text(name, section, values))
-    except ConfigError as error:  # say which section of the run config, as the user wrote it
-        raise ConfigError(f"In the {name!r} section of the config: {error}") from None
-
-
-def _floats_from_text(name: str, section, values: dict) -> dict:
+def _floats_from_text(section: type[Section], values: dict) -> dict:
     """Read float fields given as text ("1e-3": YAML 1.1 reads exponents without a dot as strings)."""
     values = dict(values)
-    for field in dataclasses.fields(section):
-        value = values.get(field.name)
-        if isinstance(value, str) and str(field.type).startswith("float"):
+    for item in dataclasses.fields(section):
+        value = values.get(item.name)
+        if isinstance(value, str) and _is_float(item.type):
             try:
-                values[field.name] = float(value)
+                values[item.name] = float(value)
             except ValueError:
-                raise ConfigError(f"{name}.{field.name} must be a number, got {value!r}.") from None
+                raise ConfigError(f"{section.SECTION}.{item.name} must be a number, got {value!r}.") from None
     return values
 
 
+def _is_float(kind) -> bool:
+    """Whether the annotated type is a float, perhaps with rules (`Fraction`) or optional (`float | None`)."""
+    if typing.get_origin(kind) in (Annotated, typing.Union, types.UnionType):
+        return any(_is_float(option) for option in typing.get_args(kind))
+    return kind is float
+
+
+# ================================================================================= YAML files and --set overrides
+def load_yaml(path) -> dict:
+    """Read a YAML config file into a dict, with a one-line error for a missing or malformed file."""
+    try:
+        with open(path) as handle:
+            values = yaml.safe_load(handle) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {path} does not exist.") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(
+            f"Config file {path} is not valid YAML: {yaml_problem(error)}; "
+            "check the brackets, quotes, 'key: value' colons and indentation (spaces, not tabs) there."
+        ) from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"Config file {path} must hold a mapping of sections (data, model, train, sample).")
+    return values
+
+
+def parse_override(text: str) -> dict:
+    """`"train.epochs=3"` -> `{"train": {"epochs": 3}}`; the value is parsed as YAML (numbers, lists, null)."""
+    if "=" not in text:
+        raise ConfigError(f"Override {text!r} must look like section.key=value, e.g. train.epochs=3.")
+    dotted, raw = text.split("=", 1)
+    keys = dotted.strip().split(".")
+    if len(keys) != 2 or keys[0] not in SECTIONS or not keys[1]:
+        raise ConfigError(
+            f"Override {text!r}: the key must be section.key with a section in {sorted(SECTIONS)}, "
+            "e.g. model.base_width=32."
+        )
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise ConfigError(
+            f"Override {text!r}: the value is not valid YAML: {yaml_problem(error)}; "
+            "close brackets and quotes, e.g. model.width_multipliers=[1,2,2]."
+        ) from None
+    return {keys[0]: {keys[1]: value}}
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's several-line error as one line: what is wrong, and where (1-based line and column)."""
+    problem = getattr(error, "problem", None) or str(error)
+    text = " ".join(problem.split())
+    mark = getattr(error, "problem_mark", None)
+    if mark is not None:
+        text += f" at line {mark.line + 1}, column {mark.column + 1}"
+    context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context and context_mark is not None:
+        text += f" ({context} from line {context_mark.line + 1}, column {context_mark.column + 1})"
+    return text
+
+
+# ================================================================================= combining and comparing
 def merge(base: dict, overrides: dict) -> dict:
     """Recursively update a nested config dict with another (the override wins)."""
     merged = {key: dict(value) if isinstance(value, dict) else value for key, value in base.items()}
@@ -332,41 +452,6 @@ def merge(base: dict, overrides: dict) -> dict:
         else:
             merged[key] = value
     return merged
-
-
-def parse_override(text: str) -> dict:
-    """`"train.epochs=3"` -> `{"train": {"epochs": 3}}`; the value is parsed as YAML (numbers, lists, null)."""
-    import yaml
-
-    if "=" not in text:
-        raise ConfigError(f"Override {text!r} must look like section.key=value, e.g. train.epochs=3.")
-    dotted, raw = text.split("=", 1)
-    keys = dotted.strip().split(".")
-    if len(keys) != 2 or keys[0] not in SECTIONS or not keys[1]:
-        raise ConfigError(
-            f"Override {text!r}: the key must be section.key with a section in {sorted(SECTIONS)}, e.g. model.base_width=32."
-        )
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"Override {text!r}: cannot parse the value: {error}") from error
-    return {keys[0]: {keys[1]: value}}
-
-
-def load_yaml(path) -> dict:
-    """Read a YAML config file into a dict, with a clear error for a missing or malformed file."""
-    import yaml
-
-    try:
-        with open(path) as handle:
-            values = yaml.safe_load(handle) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"Config file {path} does not exist.") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"Config file {path} is not valid YAML: {error}") from error
-    if not isinstance(values, dict):
-        raise ConfigError(f"Config file {path} must hold a mapping of sections (data, model, train, sample).")
-    return values
 
 
 def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:

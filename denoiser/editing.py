@@ -30,9 +30,13 @@ import numpy as np
 from denoiser.sampler import Sampler
 from denoiser.schedule import add_noise, renoise
 from denoiser.solvers import make_solver
-from denoiser.utils.images import fit_image, load_image
+from denoiser.utils.images import fit_image, image_size, load_image, to_unit_range
 
 SIDES = ("left", "right", "top", "bottom")
+
+
+class EditError(ValueError):
+    """The images, mask or settings of an edit do not fit together; the message says why and what to do."""
 
 
 def inpaint(
@@ -56,7 +60,7 @@ def inpaint(
     images, condition = batch_images(sampler, images, condition, num_images)
     generate = broadcast_mask(mask, images.shape)
     if generate.min() < 0 or generate.max() > 1 or not generate.any():
-        raise ValueError("The mask needs values in [0, 1] and at least one pixel to generate (1 or white = generate).")
+        raise EditError("The mask needs values in [0, 1] and at least one pixel to generate (1 or white = generate).")
     keep = 1.0 - generate
     levels = sampler.noise_levels
     path = repaint_path(len(levels) - 1, jump, resample)
@@ -89,9 +93,9 @@ def outpaint(sampler: Sampler, images, pixels: int, side: str = "right", **optio
     """
     size = sampler.image_shape[0]
     if side not in SIDES:
-        raise ValueError(f"Unknown side {side!r}; choose one of {', '.join(SIDES)}.")
+        raise EditError(f"Unknown side {side!r}; choose one of {', '.join(SIDES)}.")
     if not 0 < pixels < size:
-        raise ValueError(
+        raise EditError(
             f"Outpainting grows by 1 to {size - 1} pixels at a time for this {size}x{size} model; got {pixels}."
         )
     images = np.asarray(images, "float32")
@@ -99,7 +103,7 @@ def outpaint(sampler: Sampler, images, pixels: int, side: str = "right", **optio
     axis = 2 if side in ("left", "right") else 1  # the axis that grows
     kept, length, at_end = size - pixels, images.shape[axis], side in ("right", "bottom")
     if images.shape[3 - axis] != size or length < kept:
-        raise ValueError(
+        raise EditError(
             f"Growing the {side} side needs images {size} pixels across it and at least {kept} along it; "
             f"got {images.shape[1]}x{images.shape[2]}."
         )
@@ -130,7 +134,7 @@ def image_to_image(
     Arguments as for `inpaint`; the result is (N, H, W, C) in [-1, 1].
     """
     if not 0.0 < strength < 1.0:
-        raise ValueError(f"strength is the starting noise level, in (0, 1); got {strength}.")
+        raise EditError(f"strength is the starting noise level, in (0, 1); got {strength}.")
     images, condition = batch_images(sampler, images, condition, num_images)
     levels = sampler.levels_from(strength)
     noise = np.random.default_rng(seed).standard_normal(images.shape).astype("float32")
@@ -144,7 +148,7 @@ def repaint_path(steps: int, jump: int = 2, resample: int = 1) -> list[int]:
     levels and walks down again, `resample - 1` times. With resample = 1 it is simply 0, 1, ..., steps.
     """
     if int(jump) != jump or jump < 1 or int(resample) != resample or resample < 1:
-        raise ValueError(f"jump and resample must be positive integers; got jump={jump}, resample={resample}.")
+        raise EditError(f"jump and resample must be positive integers; got jump={jump}, resample={resample}.")
     path = [0]
     for index in range(1, steps + 1):
         path.append(index)
@@ -162,18 +166,16 @@ def batch_images(sampler: Sampler, images, condition, num_images):
     images = np.asarray(images, "float32")
     images = images[None] if images.ndim == 3 else images
     if images.shape[1:] != sampler.image_shape:
-        raise ValueError(
-            f"Images of shape {images.shape[1:]} do not fit this model, which makes {sampler.image_shape}."
-        )
+        raise EditError(f"Images of shape {images.shape[1:]} do not fit this model, which makes {sampler.image_shape}.")
     if np.abs(images).max() > 1.0 + 1e-5:
-        raise ValueError("Images must be floats in [-1, 1] (a uint8 pixel p becomes p / 127.5 - 1).")
+        raise EditError("Images must be floats in [-1, 1]; convert uint8 pixels with utils.images.to_unit_range.")
     count = num_images or len(images)
     condition = sampler.prepare_condition(condition, count)
     count = len(condition) if condition is not None else count
     if len(images) == 1:
         images = np.repeat(images, count, axis=0)
     if len(images) != count:
-        raise ValueError(f"Got {len(images)} images for {count} conditions; give one image, or one per condition.")
+        raise EditError(f"Got {len(images)} images for {count} conditions; give one image, or one per condition.")
     return images, condition
 
 
@@ -184,7 +186,7 @@ def broadcast_mask(mask, shape) -> np.ndarray:
     try:
         return np.broadcast_to(mask, shape)
     except ValueError:
-        raise ValueError(f"A mask of shape {mask.shape} does not fit images of shape {tuple(shape)}.") from None
+        raise EditError(f"A mask of shape {mask.shape} does not fit images of shape {tuple(shape)}.") from None
 
 
 # --------------------------------------------------------------------------------- image and mask files
@@ -192,12 +194,28 @@ def broadcast_mask(mask, shape) -> np.ndarray:
 # is resized and the middle of the longer side cut out. A mask or box goes through the same fit.
 def image_from_file(path, size: int, channels: int) -> np.ndarray:
     """An image file as a (size, size, channels) float32 array in [-1, 1]."""
-    return load_image(path, size, channels).astype("float32") / 127.5 - 1.0
+    return to_unit_range(load_image(path, size, channels))
 
 
-def mask_from_file(path, size: int) -> np.ndarray:
-    """A mask file as (size, size, 1): 1 where it is white (grey value >= 128, generate), 0 where dark (keep)."""
+def mask_from_file(path, size: int, image_path=None) -> np.ndarray:
+    """A mask file as (size, size, 1): 1 where it is white (grey value >= 128, generate), 0 where dark (keep).
+
+    With `image_path`, the mask must have that image's size: it is fitted the same way, so a mask of
+    another size or shape would mark other pixels than drawn.
+    """
+    if image_path is not None:
+        check_same_size(path, image_path)
     return (load_image(path, size, channels=1) >= 128).astype("float32")
+
+
+def check_same_size(mask_path, image_path) -> None:
+    """Raise `EditError` unless the mask file and the image file have the same width and height."""
+    (mask_width, mask_height), (width, height) = image_size(mask_path), image_size(image_path)
+    if (mask_width, mask_height) != (width, height):
+        raise EditError(
+            f"The mask {mask_path} is {mask_width}x{mask_height} pixels but the image {image_path} is "
+            f"{width}x{height}; draw the mask at {width}x{height} (or give --mask-box x0,y0,x1,y1)."
+        )
 
 
 def box_mask(box, image_path, size: int) -> np.ndarray:
@@ -205,13 +223,10 @@ def box_mask(box, image_path, size: int) -> np.ndarray:
 
     x0, y0 is the top-left corner; x1 and y1 are excluded, so (0, 0, width, height) is everything.
     """
-    from PIL import Image
-
-    with Image.open(image_path) as picture:
-        width, height = picture.size
+    width, height = image_size(image_path)
     x0, y0, x1, y1 = box
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-        raise ValueError(
+        raise EditError(
             f"The box {x0},{y0},{x1},{y1} must have 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height} "
             f"(the image is {width}x{height})."
         )

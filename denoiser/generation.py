@@ -62,6 +62,7 @@ def load_sampler(
         guidance=defaults.guidance if guidance is None else guidance,
         threshold_percentile=defaults.threshold_percentile,
         solver=solver,
+        augmentation_level=defaults.augmentation_level,
     )
     return sampler, config
 

@@ -5,10 +5,18 @@
              condition    (B, 1) int    class id, 0 = "no condition"        (condition="class")
                           (B, D) float  e.g. a CLIP embedding, 0 = "none"   (condition="vector")
                           (B, T, D)     e.g. CLIP token states              (condition="sequence")
+    a super-resolution stage (model.low_resolution = h > 0) also takes
+             low_resolution_images (B, h, h, C)  the image to upscale, noised at the augmentation level
+             augmentation_level    (B, 1)        that noise level (0: a clean low-res image)
     output:  x0_hat       (B, H, W, C)  the predicted clean image (float32)
 
 The noise level and the pooled condition are summed into one embedding that modulates every
 residual block; cross-attention layers additionally let pixels attend to the condition's tokens.
+
+A super-resolution stage (Imagen's cascade) upsamples its low-resolution image bilinearly to the output
+size and concatenates it to the noisy image's channels, and adds a second sinusoidal embedding, of the
+low-res image's augmentation level, to the noise-level embedding: so the network knows how far to trust
+the low-res picture (noise conditioning augmentation, see objective.py).
 """
 
 from __future__ import annotations
@@ -45,6 +53,17 @@ def build_unet(config: ModelConfig, name: str = "denoiser_unet") -> keras.Model:
         pooled = layers.GlobalAveragePooling1D(name="condition_pool")(context)
         embedding = layers.Add(name="embedding")([embedding, layers.Dense(width, name="condition_mlp")(pooled)])
 
+    stem_input = noisy_images
+    if config.super_resolution:
+        low_resolution_images, augmentation_level, stem_input = _low_resolution_input(config, noisy_images)
+        inputs += [low_resolution_images, augmentation_level]
+        augmentation = SinusoidalEmbedding(
+            config.noise_embedding_dim, config.noise_embedding_max_frequency, name="augmentation_sinusoids"
+        )(augmentation_level)
+        augmentation = layers.Dense(width, activation="silu", name="augmentation_mlp_1")(augmentation)
+        augmentation = layers.Dense(width, name="augmentation_mlp_2")(augmentation)
+        embedding = layers.Add(name="embedding_with_augmentation")([embedding, augmentation])
+
     def attend(x, level, tag):
         if config.self_attention[level]:
             x = SelfAttention(config.attention_heads, config.norm_groups, name=f"{tag}_self_attention")(x)
@@ -58,7 +77,7 @@ def build_unet(config: ModelConfig, name: str = "denoiser_unet") -> keras.Model:
         )
         return attend(x, level, tag)
 
-    x = layers.Conv2D(config.widths[0], 3, padding="same", name="stem")(noisy_images)
+    x = layers.Conv2D(config.widths[0], 3, padding="same", name="stem")(stem_input)
     skips = []
     bottleneck = config.num_levels - 1
     for level in range(bottleneck):
@@ -99,12 +118,29 @@ def _condition_tokens(config: ModelConfig, width: int):
     return condition, tokens
 
 
+def _low_resolution_input(config: ModelConfig, noisy_images):
+    """The low-res image and augmentation level inputs, and the noisy image with the upsampled low-res one beside it."""
+    size = config.low_resolution
+    low_resolution_images = keras.Input((size, size, config.channels), name="low_resolution_images")
+    augmentation_level = keras.Input((1,), name="augmentation_level")
+    factor = config.image_size // size
+    upsampled = layers.UpSampling2D(factor, interpolation="bilinear", name="low_resolution_upsample")(
+        low_resolution_images
+    )
+    stacked = layers.Concatenate(name="with_low_resolution")([noisy_images, upsampled])
+    return low_resolution_images, augmentation_level, stacked
+
+
 def describe_inputs(model: keras.Model) -> dict:
-    """Read image size, channels and condition kind back from a built or loaded model."""
+    """Read image size, channels, condition kind and low resolution (0: a base model) back from a model."""
     image_input = model.inputs[0]
     info = {"image_size": image_input.shape[1], "channels": image_input.shape[3], "condition": "none"}
-    if len(model.inputs) == 3:
-        condition = model.inputs[2]
+    names = [tensor.name for tensor in model.inputs]
+    info["low_resolution"] = (
+        model.inputs[names.index("low_resolution_images")].shape[1] if ("low_resolution_images" in names) else 0
+    )
+    if "condition" in names:
+        condition = model.inputs[names.index("condition")]
         if "int" in str(condition.dtype):
             info["condition"] = "class"
             info["num_classes"] = model.get_layer("class_embedding").input_dim - 1

@@ -12,12 +12,19 @@ classifier-free guidance needs at sampling time.
 
 `training_example` builds ((x_t, s, c), x) inside the `tf.data` graph, so the accelerator never waits
 for Python; `loss` is what `model.compile` gets.
+
+A super-resolution stage (model.low_resolution > 0) also sees the real image made small (area
+downsampling) and then noised at a random augmentation level a in [0, max_augmentation], and a itself:
+`super_resolution_example`. Noising the low-res input (Imagen's noise conditioning augmentation)
+teaches the stage not to copy every flaw of a base model's output; told the level, it can be asked for a
+small one at sampling time.
 """
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from denoiser.schedule import add_noise, training_noise_levels
 
@@ -32,6 +39,15 @@ def loss() -> keras.losses.Loss:
 def scale_images(images):
     """uint8 [0, 255] -> float32 [-1, 1]."""
     return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def downsample(images, size: int):
+    """Area downsampling: (B, H, W, C) images -> (B, size, size, C), each pixel the mean of its H // size block.
+
+    Works on float NumPy arrays and tensors alike (also in the `tf.data` graph).
+    """
+    factor = images.shape[1] // size
+    return ops.average_pool(ops.convert_to_tensor(images, "float32"), factor, strides=factor, padding="valid")
 
 
 def drop_conditions(conditions, uniform, rate: float):
@@ -64,3 +80,29 @@ def training_example(
         conditions = conditions[:, None]
     conditions = drop_conditions(conditions, dropout_draws, label_dropout)
     return (x_t, levels, conditions), x0
+
+
+def super_resolution_example(
+    images,
+    conditions,
+    seed,
+    low_resolution: int,
+    label_dropout: float = LABEL_DROPOUT,
+    distribution: str = "folded_normal",
+    max_augmentation: float = 0.3,
+    conditional: bool = True,
+):
+    """`training_example` for a super-resolution stage: ((x_t, s, [condition,] low_res, a), x0).
+
+    low_res is x0 downsampled to `low_resolution` (area) and noised at the augmentation level a, drawn
+    uniformly from [0, max_augmentation] per image. The condition is left out when not `conditional`.
+    """
+    split = tf.random.experimental.stateless_split(seed, 3)
+    (x_t, levels, conditions), x0 = training_example(images, conditions, split[0], label_dropout, distribution)
+    low = downsample(x0, low_resolution)
+    augmentation = max_augmentation * tf.random.stateless_uniform([tf.shape(x0)[0], 1], seed=split[1])
+    noise = tf.random.stateless_normal(tf.shape(low), seed=split[2])
+    low = add_noise(low, noise, tf.reshape(augmentation, [-1, 1, 1, 1]))
+    if not conditional:
+        return (x_t, levels, low, augmentation), x0
+    return (x_t, levels, conditions, low, augmentation), x0

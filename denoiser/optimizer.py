@@ -39,14 +39,16 @@ class EMAAdam(keras.optimizers.Adam):
 
     Averaged weights give cleaner samples than the last step's. Keras's own EMA uses a fixed decay,
     so after 1,000 steps at 0.999 a third of the average is still the random start; here the decay
-    grows as min(decay, (1 + step) / (10 + step)), so early averages forget the start quickly.
+    grows as min(decay, (1 + step) / (10 + step)) from a copy of the first step's weights, so early averages
+    forget the random start quickly.
     """
 
     def _update_model_variables_moving_average(self, trainable_variables):
         if not self.use_ema:
             return
         step = ops.cast(self.iterations, "float32")
-        momentum = ops.minimum(self.ema_momentum, (1.0 + step) / (10.0 + step))
+        # The averages start as zeros: the first step copies the weights, later ones average with a growing decay.
+        momentum = ops.where(step == 0, 0.0, ops.minimum(self.ema_momentum, (1.0 + step) / (10.0 + step)))
         for variable, average in zip(trainable_variables, self._model_variables_moving_average):
             if average is not None:
                 average.assign(momentum * average + (1.0 - momentum) * variable)

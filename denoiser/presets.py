@@ -18,6 +18,15 @@ _SEED_UNET = {
     "cross_attention": [False, True, False],
 }
 
+# A super-resolution stage (cascade.py): the low-res image carries the layout, so no self-attention is
+# needed; the condition still steers the details through cross-attention at the bottleneck.
+_SR_UNET = {
+    "width_multipliers": [1, 2, 2],
+    "blocks_per_level": 2,
+    "self_attention": [False, False, False],
+    "cross_attention": [False, False, True],
+}
+
 # Text-to-image: the U-Net is conditioned on the pooled CLIP embedding of the caption (512 wide
 # for ViT-B-32). data.path names the captioned folder or table (see captions.py).
 _TEXT_MODEL = {"condition": "vector", "condition_dim": 512}
@@ -44,12 +53,12 @@ PRESETS: dict[str, dict] = {
         "train": {"epochs": 10, "batch_size": 64, "learning_rate": 3e-4},
     },
     "cifar10": {
-        "data": {"dataset": "cifar10", "shuffle_buffer": 50000},
+        "data": {"dataset": "cifar10"},
         "model": {**_SEED_UNET, "image_size": 32, "channels": 3, "num_classes": 10},
         "train": {"epochs": 30, "batch_size": 64, "learning_rate": 3e-4},
     },
     "cifar100": {
-        "data": {"dataset": "cifar100", "shuffle_buffer": 50000},
+        "data": {"dataset": "cifar100"},
         "model": {**_SEED_UNET, "image_size": 32, "channels": 3, "num_classes": 100},
         "train": {"epochs": 30, "batch_size": 64, "learning_rate": 3e-4},
         "sample": {"columns": 4},
@@ -58,7 +67,7 @@ PRESETS: dict[str, dict] = {
     # Uniform noise levels (instead of the seed's, which favour nearly clean images) teach the overall
     # outline early: after 6 short epochs the shapes are recognisable, with the seed's choice they are blobs.
     "shapes": {
-        "data": {"dataset": "shapes", "num_images": 12000, "shuffle_buffer": 12000, "noise_distribution": "uniform"},
+        "data": {"dataset": "shapes", "num_images": 12000, "noise_distribution": "uniform"},
         "model": {
             "image_size": 24,
             "channels": 3,
@@ -87,6 +96,52 @@ PRESETS: dict[str, dict] = {
         },
         "train": {"epochs": 20, "batch_size": 64, "learning_rate": 3e-4},
         "sample": {"guidance": 4.0, "columns": 6},
+    },
+    # A cascade, Imagen-style (cascade.py): a 14x14 base model (Fashion-MNIST made small by area
+    # downsampling), then a super-resolution stage 14 -> 28 trained on the same data at full size.
+    # Both have the fast preset's width 32; the base has one halving (14 -> 7) with attention at 7x7.
+    "fashion_mnist_14": {
+        "data": {"dataset": "fashion_mnist", "noise_distribution": "uniform"},
+        "model": {
+            **_SEED_UNET,
+            "base_width": 32,
+            "width_multipliers": [1, 2],
+            "self_attention": [False, True],
+            "cross_attention": [False, True],
+            "image_size": 14,
+            "channels": 1,
+            "num_classes": 10,
+        },
+        "train": {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "warmup_steps": 200},
+    },
+    "fashion_mnist_sr": {
+        "data": {"dataset": "fashion_mnist", "max_augmentation": 0.3},
+        "model": {**_SR_UNET, "base_width": 32, "image_size": 28, "low_resolution": 14, "channels": 1},
+        "train": {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3, "warmup_steps": 200},
+        "sample": {"steps": 10, "guidance": 1.0, "augmentation_level": 0.1},
+    },
+    "cifar10_sr": {
+        "data": {"dataset": "cifar10", "max_augmentation": 0.3},
+        "model": {**_SR_UNET, "image_size": 32, "low_resolution": 16, "channels": 3},
+        "train": {"epochs": 20, "batch_size": 64, "learning_rate": 3e-4},
+        "sample": {"steps": 20, "guidance": 1.0, "augmentation_level": 0.1},
+    },
+    # The second stage of a LAION cascade after `laion64`: 64 -> 128, text-conditioned; for a GPU.
+    "laion64_sr": {
+        "data": {**_TEXT_DATA, "max_augmentation": 0.3},
+        "model": {
+            **_TEXT_MODEL,
+            "image_size": 128,
+            "low_resolution": 64,
+            "channels": 3,
+            "base_width": 64,
+            "width_multipliers": [1, 2, 3, 4],
+            "blocks_per_level": 2,
+            "self_attention": [False, False, False, False],
+            "cross_attention": [False, False, False, True],
+        },
+        "train": {"epochs": 20, "batch_size": 32, "learning_rate": 3e-4},
+        "sample": {"steps": 20, "guidance": 3.0, "augmentation_level": 0.1, "columns": 4},
     },
     # Your own captioned folder or table at 32x32: a small network that trains on a laptop or Colab.
     "captions": {

@@ -16,6 +16,10 @@ image whose pixels overshoot [-1, 1] (Imagen's trick), which keeps strong guidan
 The update above is the "ddim" solver; `solver="dpmpp_2m"` reaches the same quality in fewer
 steps (see solvers.py). The network call is compiled; the solver's update is plain NumPy. The grid
 of noise levels is the solver's preferred `spacing` unless another is asked for (schedule.py).
+
+A super-resolution stage (model.py) also gets the low-resolution image to upscale at every step,
+noised once at the sampler's `augmentation_level` and told that level; with guidance the conditional
+and unconditional halves share it. cascade.py chains such samplers after a base one.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 from keras import ops
 
 from denoiser.model import describe_inputs
-from denoiser.schedule import SPACINGS
+from denoiser.schedule import SPACINGS, add_noise
 from denoiser.solvers import make_solver, solver_type
 
 
@@ -67,6 +71,8 @@ class Sampler:
 
     solver: "ddim" (first order, the default) or "dpmpp_2m" (second order multistep); see solvers.py.
     spacing: the grid of noise levels, "power" or "log_snr" (schedule.py); None = the solver's own.
+    augmentation_level: a super-resolution stage's low-res input is noised at this level (and the network
+        told so); small, as in Imagen (config: sample.augmentation_level).
     """
 
     def __init__(
@@ -79,6 +85,7 @@ class Sampler:
         batch_size: int = 128,
         solver: str = "ddim",
         spacing: str | None = None,
+        augmentation_level: float = 0.1,
     ):
         self.model = model
         self.inputs = describe_inputs(model)
@@ -92,6 +99,7 @@ class Sampler:
         self.max_level = float(max_level)
         self.noise_levels = self.levels_from(max_level)
         self.batch_size = batch_size
+        self.augmentation_level = float(augmentation_level)
         self._guided_prediction = compile_function(self._guided_prediction_fn)
         self._plain_prediction = compile_function(self._plain_prediction_fn)
 
@@ -100,6 +108,12 @@ class Sampler:
     def image_shape(self) -> tuple[int, int, int]:
         size = self.inputs["image_size"]
         return (size, size, self.inputs["channels"])
+
+    @property
+    def low_resolution_shape(self) -> tuple[int, int, int] | None:
+        """The shape of one low-res input image of a super-resolution stage; None for a base model."""
+        size = self.inputs["low_resolution"]
+        return (size, size, self.inputs["channels"]) if size else None
 
     def levels_from(self, max_level: float) -> np.ndarray:
         """The `steps + 1` noise levels this sampler walks from `max_level` down to 0."""
@@ -117,6 +131,7 @@ class Sampler:
         noise: np.ndarray | None = None,
         callback: Callable[[int, float, np.ndarray], None] | None = None,
         progress: bool = False,
+        low_resolution_images: np.ndarray | None = None,
     ) -> np.ndarray:
         """Generate images as a float32 array (N, H, W, C) in [-1, 1].
 
@@ -125,7 +140,11 @@ class Sampler:
         seed / noise: the starting noise; give `noise` (N, H, W, C) to reuse one exactly.
         callback: called after every step as `callback(step, noise_level, x0_hat)`, with the
             guided, thresholded prediction of the clean images (for animations of the process).
+        low_resolution_images: for a super-resolution stage, the images to upscale (N, h, w, C) in [-1, 1].
         """
+        low_resolution = self.prepare_low_resolution(low_resolution_images, seed)
+        if low_resolution is not None and num_images is None and noise is None:
+            num_images = len(low_resolution)
         condition = self.prepare_condition(condition, num_images, noise)
         count = len(condition) if condition is not None else (len(noise) if noise is not None else num_images)
         if count is None:
@@ -133,18 +152,23 @@ class Sampler:
         x = self.noise(count, seed) if noise is None else np.asarray(noise, dtype="float32")
         if x.shape != (count, *self.image_shape):
             raise ValueError(f"noise has shape {x.shape}; expected {(count, *self.image_shape)}.")
-        return self.solve(x, self.noise_levels, condition, callback, progress)
+        if low_resolution is not None and len(low_resolution) != count:
+            raise ValueError(f"{len(low_resolution)} low-resolution images for {count} images; give one per image.")
+        return self.solve(x, self.noise_levels, condition, callback, progress, low_resolution)
 
-    def solve(self, x, levels, condition=None, callback=None, progress: bool = False) -> np.ndarray:
+    def solve(
+        self, x, levels, condition=None, callback=None, progress: bool = False, low_resolution=None
+    ) -> np.ndarray:
         """Take images `x` at noise level `levels[0]` down the grid `levels` (ending at 0) with the solver.
 
-        `condition` is prepared already (see `prepare_condition`); returns the images clipped to [-1, 1].
+        `condition` and `low_resolution` are prepared already (see `prepare_condition` and
+        `prepare_low_resolution`); returns the images clipped to [-1, 1].
         """
         solver = make_solver(self.solver, levels)
         steps = len(levels) - 1
         progbar = keras.utils.Progbar(steps, unit_name="step") if progress else None
         for step in range(steps):
-            x0_hat = self.denoise(x, levels[step], condition)
+            x0_hat = self.denoise(x, levels[step], condition, low_resolution)
             x = solver.step(step, x, x0_hat)
             if callback is not None:
                 callback(step, float(levels[step]), x0_hat)
@@ -152,7 +176,7 @@ class Sampler:
                 progbar.update(step + 1)
         return np.clip(x, -1.0, 1.0)
 
-    def denoise(self, x, level, condition=None) -> np.ndarray:
+    def denoise(self, x, level, condition=None, low_resolution=None) -> np.ndarray:
         """The guided, thresholded prediction x0_hat for images `x` at one noise level, as NumPy.
 
         One compiled network call per batch of `batch_size` images (with guidance, the conditional
@@ -161,9 +185,35 @@ class Sampler:
         predictions = []
         for start in range(0, len(x), self.batch_size):
             chunk = slice(start, start + self.batch_size)
-            x0_hat = self._prediction(x[chunk], level, None if condition is None else condition[chunk])
+            x0_hat = self._prediction(
+                x[chunk],
+                level,
+                None if condition is None else condition[chunk],
+                None if low_resolution is None else low_resolution[chunk],
+            )
             predictions.append(ops.convert_to_numpy(x0_hat))
         return np.concatenate(predictions)
+
+    def prepare_low_resolution(self, images, seed: int | None = 0) -> np.ndarray | None:
+        """A super-resolution stage's low-res inputs, checked and noised at `augmentation_level`; None for a base.
+
+        The augmentation noise is drawn from (seed, 1), apart from the starting noise, so a seed fixes both.
+        """
+        expected = self.low_resolution_shape
+        if expected is None:
+            if images is not None:
+                raise ValueError("This is a base model, not a super-resolution stage; leave out the low-res images.")
+            return None
+        if images is None:
+            raise ValueError(f"This super-resolution stage upscales images of {expected}; give low_resolution_images.")
+        images = np.asarray(images, dtype="float32")
+        if images.shape[1:] != expected:
+            raise ValueError(
+                f"This super-resolution stage upscales images of {expected}, got low-res images of {images.shape[1:]}."
+            )
+        rng = np.random.default_rng(None if seed is None else [seed, 1])
+        noise = rng.standard_normal(images.shape).astype("float32")
+        return add_noise(images, noise, self.augmentation_level).astype("float32")
 
     def prepare_condition(self, condition, num_images=None, noise=None):
         """Check and convert a condition to the model's input: (N, 1) int32 ids or float32 arrays.
@@ -203,23 +253,27 @@ class Sampler:
         return condition
 
     # ----------------------------------------------------------------------------- internals
-    def _prediction(self, x, level, condition):
+    def _prediction(self, x, level, condition, low_resolution=None):
         level = ops.convert_to_tensor(level, "float32")
         if condition is not None and self.guidance != 1.0:
             guidance = ops.convert_to_tensor(self.guidance, "float32")
-            return self._guided_prediction(x, level, condition, empty_condition(condition), guidance)
-        return self._plain_prediction(x, level, condition)
+            return self._guided_prediction(x, level, condition, empty_condition(condition), guidance, low_resolution)
+        return self._plain_prediction(x, level, condition, low_resolution)
 
-    def _predict(self, x, level, condition):
+    def _predict(self, x, level, condition, low_resolution=None):
         levels = ops.ones((ops.shape(x)[0], 1), "float32") * level
         inputs = [x, levels] if condition is None else [x, levels, condition]
+        if low_resolution is not None:
+            inputs += [low_resolution, ops.ones((ops.shape(x)[0], 1), "float32") * self.augmentation_level]
         return ops.cast(self.model(inputs, training=False), "float32")
 
-    def _plain_prediction_fn(self, x, level, condition):
-        return dynamic_threshold(self._predict(x, level, condition), self.threshold_percentile)
+    def _plain_prediction_fn(self, x, level, condition, low_resolution=None):
+        return dynamic_threshold(self._predict(x, level, condition, low_resolution), self.threshold_percentile)
 
-    def _guided_prediction_fn(self, x, level, condition, empty, guidance):
-        both = self._predict(ops.concatenate([x, x]), level, ops.concatenate([condition, empty]))
+    def _guided_prediction_fn(self, x, level, condition, empty, guidance, low_resolution=None):
+        if low_resolution is not None:  # the conditional and unconditional halves upscale the same image
+            low_resolution = ops.concatenate([low_resolution, low_resolution])
+        both = self._predict(ops.concatenate([x, x]), level, ops.concatenate([condition, empty]), low_resolution)
         conditional, unconditional = ops.split(both, 2)
         x0_hat = guidance * conditional + (1.0 - guidance) * unconditional
         return dynamic_threshold(x0_hat, self.threshold_percentile)

@@ -11,13 +11,17 @@ with the TensorFlow backend).
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 from keras import ops
+
+from denoiser.config import NoiseDistribution
 
 MIN_LEVEL = 1e-4
 MAX_LEVEL = 0.999
 
-TRAINING_DISTRIBUTIONS = ("folded_normal", "logit_normal", "uniform")
+TRAINING_DISTRIBUTIONS = typing.get_args(NoiseDistribution)  # the names data.noise_distribution takes
 
 
 def add_noise(images, noise, noise_level):

@@ -29,19 +29,29 @@ def load_model(path: str | os.PathLike, compile: bool = False, ema: bool = False
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise CheckpointError(f"No checkpoint file at {path!r}.")
+        raise CheckpointError(f"No checkpoint file at {path}; check the path, or train a run first.")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(
-            f"{path!r} is not a readable .keras file (it may have been truncated by an interrupted copy); "
+            f"{path} is not a readable .keras file (perhaps cut short by an interrupted copy); "
             "use another checkpoint, e.g. the previous epoch's."
         )
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=compile or ema)
-    except Exception as error:  # Keras raises many types for damaged archives
-        raise CheckpointError(f"Could not load the checkpoint {path!r}: {error}") from error
+    except Exception as error:  # Keras raises many types, with messages of up to kilobytes of config
+        raise CheckpointError(
+            f"{path} is damaged or not a denoiser checkpoint ({short_reason(error)}); "
+            "use another checkpoint, e.g. the previous epoch's."
+        ) from error
     if ema:
         copy_ema_weights(model, into=model)
     return model
+
+
+def short_reason(error: Exception, limit: int = 100) -> str:
+    """The first line of an error's message, cut to `limit` characters (Keras's can hold a whole config)."""
+    lines = str(error).strip().splitlines() or [""]
+    reason = f"{type(error).__name__}: {lines[0]}"
+    return reason if len(reason) <= limit else reason[: limit - 3] + "..."
 
 
 def ema_variables(model: keras.Model) -> dict:

@@ -2,9 +2,14 @@
 
 One batch goes: data/pipeline.py (shuffled uint8 images and conditions) -> objective.py (noised
 images, noise levels, dropped conditions; the clean image as the target; the L1 loss) -> `model.fit`
-here. After every epoch the callbacks (callbacks.py) save a checkpoint, a log row and a sample grid
-into the run directory (rundir.py). Running the same command again resumes after the last finished
-epoch; `--epochs N` extends a finished run.
+here. The callbacks (callbacks.py) stop at a non-finite loss, back up a resumable state every
+`train.backup_every` steps and commit every epoch (checkpoint, log row, sample grid) into the run
+directory (rundir.py), which the trainer locks.
+
+Running the same command again resumes at the step of the newest backup or checkpoint, with the
+same data order and noise as an uninterrupted run; it first repairs what the interruption left
+(half-written files, a missing log row or grid, a damaged newest checkpoint). `--epochs N` extends
+a finished run.
 """
 
 from __future__ import annotations
@@ -16,16 +21,29 @@ import keras
 import tensorflow as tf
 
 from denoiser import objective
-from denoiser.callbacks import CheckpointCallback, CSVLogCallback, SampleGridCallback
+from denoiser.callbacks import (
+    BackupCallback,
+    EpochCommitCallback,
+    NonFiniteLossGuard,
+    SampleGridCallback,
+    averaged_weights_sampler,
+    commit_files,
+    draw_sample_grid,
+    epoch_and_step,
+    grid_title,
+)
 from denoiser.config import RunConfig
 from denoiser.data.dataset import Dataset, check_fits_model
-from denoiser.data.pipeline import training_pipeline
+from denoiser.data.pipeline import steps_per_pass, training_pipeline
 from denoiser.data.sources import class_names_for, dataset_for_config
 from denoiser.evaluation.evaluator import EvaluationCallback
 from denoiser.model import build_unet
-from denoiser.optimizer import make_optimizer
-from denoiser.rundir import RunDirectory
-from denoiser.serialization import load_model
+from denoiser.multi_worker import MultiWorkerStrategy, own_run_dir
+from denoiser.optimizer import WarmupSchedule, make_optimizer
+from denoiser.rundir import RunDirectory, TrainingError, checkpoint_log_row, read_log, write_log
+from denoiser.serialization import CheckpointError, load_model
+
+__all__ = ["TrainingError", "train"]
 
 
 def evaluation_callbacks(run: RunDirectory, config: RunConfig) -> list[keras.callbacks.Callback]:
@@ -48,7 +66,7 @@ def make_strategy(name: str):
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([device.name for device in devices])
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return MultiWorkerStrategy()
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
@@ -77,53 +95,130 @@ def train(
     """Train (or resume) the run in `run_dir`; returns the model with its averaged (EMA) weights.
 
     `dataset` overrides `config.data.dataset` with your own arrays (see `denoiser.data.Dataset`).
+    Raises TrainingError when another trainer holds the directory or the loss stops being finite,
+    ConfigError when the settings differ from the run's in a way a resumed run cannot take up.
     """
     config.validate()
-    run = RunDirectory(run_dir)
-    run.check_same_run(config)
-    done = max(run.finished_epochs(), default=0)
-    if done >= config.train.epochs:
-        print(f"{run.path} already finished {done} epochs; pass a larger --epochs to train further.")
-        return load_model(run.latest, ema=True)
-
-    if dataset is None:
-        dataset = dataset_for_config(config)
-    check_fits_model(dataset, config.model)
-    repeat = config.train.steps_per_epoch is not None
-    batches = training_pipeline(
-        dataset,
-        config.train.batch_size,
-        label_dropout=config.data.label_dropout,
-        distribution=config.data.noise_distribution,
-        shuffle_buffer=config.data.shuffle_buffer,
-        seed=config.train.seed + 1000 * done,  # a resumed run does not replay the first epochs' noise
-        repeat=repeat,
-    )
-
-    strategy = make_strategy(config.train.distribute)
-    with dtype_policy(config.train.mixed_precision), strategy.scope() if strategy else contextlib.nullcontext():
-        if done:
-            model = load_model(run.checkpoint(done), compile=True)
-            print(f"Resuming {run.path} after epoch {done}.")
-        else:
-            keras.utils.set_random_seed(config.train.seed)
-            model = build_unet(config.model)
-            model.compile(optimizer=make_optimizer(config), loss=objective.loss())
-        run.write_config(config)
-        model.fit(
-            batches,
-            epochs=config.train.epochs,
-            initial_epoch=done,
-            steps_per_epoch=config.train.steps_per_epoch,
-            verbose=verbose,
-            shuffle=False,  # the pipeline shuffles
-            callbacks=[
-                # Checkpoint and log first: an epoch's training is kept even if drawing its samples fails.
-                CheckpointCallback(run, keep=config.train.keep_checkpoints),
-                CSVLogCallback(run.log_path, config.train.batch_size),
-                SampleGridCallback(run, config, dataset.class_names or class_names_for(config), dataset),
+    strategy = make_strategy(config.train.distribute)  # first: workers connect before TensorFlow runs anything
+    run = RunDirectory(own_run_dir(run_dir, strategy))
+    with run.lock():
+        for path in run.remove_temporaries():
+            print(f"Removed {path}, half-written when the last run was interrupted.")
+        changes = run.check_resume(config)
+        if dataset is None:
+            dataset = dataset_for_config(config)
+        check_fits_model(dataset, config.model)
+        steps_per_epoch = config.train.steps_per_epoch or steps_per_pass(dataset, config.train.batch_size)
+        class_names = dataset.class_names or class_names_for(config)
+        with dtype_policy(config.train.mixed_precision), strategy.scope() if strategy else contextlib.nullcontext():
+            model, step = resume_state(run, steps_per_epoch)
+            repair(run, config, step // steps_per_epoch, steps_per_epoch, class_names, dataset)
+            if step // steps_per_epoch >= config.train.epochs:
+                print(f"{run.path} already finished {step // steps_per_epoch} epochs; pass a larger --epochs.")
+                return load_model(run.latest, ema=True)
+            if model is None:
+                keras.utils.set_random_seed(config.train.seed)
+                model = build_unet(config.model)
+                model.compile(optimizer=make_optimizer(config), loss=objective.loss())
+            else:
+                apply_changes(model, config, changes)
+            run.write_config(config)
+            fit_callbacks = [
+                NonFiniteLossGuard(steps_per_epoch, step),  # first: nothing after a non-finite loss runs
+                BackupCallback(run, config.train.backup_every, steps_per_epoch, step),
+                EpochCommitCallback(run, config.train.batch_size, steps_per_epoch, keep=config.train.keep_checkpoints),
+                SampleGridCallback(run, config, class_names, dataset),
                 *evaluation_callbacks(run, config),
                 *callbacks,
-            ],
-        )
+            ]
+            for first_epoch, end_epoch, steps in fit_calls(step, steps_per_epoch, config.train.epochs):
+                batches = training_pipeline(
+                    dataset,
+                    config.train.batch_size,
+                    label_dropout=config.data.label_dropout,
+                    distribution=config.data.noise_distribution,
+                    seed=config.train.seed,
+                    start_step=step,
+                    model_config=config.model,
+                    max_augmentation=config.data.max_augmentation,
+                )
+                model.fit(
+                    batches,
+                    initial_epoch=first_epoch,
+                    epochs=end_epoch,
+                    steps_per_epoch=steps,
+                    verbose=verbose,
+                    shuffle=False,  # the pipeline shuffles
+                    callbacks=fit_callbacks,
+                )
+                step = end_epoch * steps_per_epoch
     return model
+
+
+def fit_calls(step: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, int, int]]:
+    """The `model.fit` calls that train from `step` on, as (initial epoch, end epoch, steps per epoch).
+
+    Resuming inside an epoch needs one call for the rest of that epoch, then one for the whole epochs.
+    """
+    epoch, done_in_epoch = divmod(step, steps_per_epoch)
+    calls = []
+    if done_in_epoch:
+        calls.append((epoch, epoch + 1, steps_per_epoch - done_in_epoch))
+        epoch += 1
+    if epoch < epochs:
+        calls.append((epoch, epochs, steps_per_epoch))
+    return calls
+
+
+def resume_state(run: RunDirectory, steps_per_epoch: int) -> tuple[keras.Model | None, int]:
+    """The newest state that loads, with its step: a mid-epoch backup or an epoch's checkpoint.
+
+    A damaged file is renamed to PATH.damaged (saying so) and the one before it is tried.
+    Returns (None, 0) for a new run.
+    """
+    committed = [(epoch * steps_per_epoch, run.checkpoint(epoch)) for epoch in run.finished_epochs()]
+    newest = max((step for step, _ in committed), default=0)
+    backups = [(step, run.backup(step)) for step in run.backup_steps() if step > newest]
+    candidates = sorted(committed + backups, reverse=True)
+    for step, path in candidates:
+        try:
+            model = load_model(path, compile=True)
+        except CheckpointError as error:
+            print(f"{error} Set it aside as {run.set_aside(path)} and falling back to the one before.")
+            continue
+        print(f"Resuming {run.path} at {epoch_and_step(step, steps_per_epoch)} from {path}.")
+        return model, step
+    if candidates:
+        print(f"No checkpoint in {run.path} loads; starting the run from scratch.")
+    return None, 0
+
+
+def repair(run: RunDirectory, config: RunConfig, done: int, steps_per_epoch: int, class_names, dataset) -> None:
+    """Redo what an interruption stopped after an epoch's commit: latest.keras, log rows, sample grids."""
+    rows = {int(row["epoch"]): row for row in read_log(run.log_path) if int(row["epoch"]) <= done}
+    restored = {epoch: checkpoint_log_row(run.checkpoint(epoch)) for epoch in run.finished_epochs()}
+    rows.update({epoch: row for epoch, row in restored.items() if epoch not in rows and row is not None})
+    lost = [epoch for epoch in range(1, done + 1) if epoch not in rows]
+    if lost:
+        print(f"log.csv has no row for epoch(s) {lost} and no checkpoint holds it; those rows are lost.")
+    if done and done in run.finished_epochs() and (checkpoint_log_row(run.latest) or {}).get("epoch") != done:
+        print(f"Finishing the commit of epoch {done} (latest.keras, log.csv).")
+        commit_files(run, done, rows.get(done), committed_step=done * steps_per_epoch)
+    if [row["epoch"] for row in read_log(run.log_path)] != [str(epoch) for epoch in sorted(rows)]:
+        write_log(run.log_path, list(rows.values()))
+    sampler = None
+    for epoch in run.finished_epochs():
+        if not os.path.exists(run.sample_grid(epoch)):
+            print(f"Drawing the missing sample grid of epoch {epoch} from its checkpoint.")
+            sampler = averaged_weights_sampler(load_model(run.checkpoint(epoch), ema=True), config, sampler)
+            title = grid_title(epoch, rows.get(epoch, {}).get("loss"))
+            draw_sample_grid(sampler, run.sample_grid(epoch), config, class_names, dataset, title)
+
+
+def apply_changes(model: keras.Model, config: RunConfig, changes: list[str]) -> None:
+    """Take up the settings changed since the run started (rundir.CHANGEABLE_ON_RESUME), saying which."""
+    if not changes:
+        return
+    print("Applying the changed settings: " + "; ".join(changes) + ".")
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # unwrap a loss-scale optimizer
+    optimizer.learning_rate = WarmupSchedule(config.train.learning_rate, config.train.warmup_steps)

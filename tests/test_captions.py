@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 import pytest
+from helpers import FakeEncoder, fake_embedding
 from PIL import Image
-from test_text import FakeEncoder, fake_embedding
 
 from denoiser.config import parse_override
 from denoiser.data import captions as captions_module
@@ -187,6 +187,7 @@ def test_a_run_may_move_its_data_but_not_change_its_encoder(tmp_path):
 
     run = RunDirectory(tmp_path)
     run.write_config(config("data.path=/data/mine", "data.encoder=open_clip/ViT-B-32/none"))
-    run.check_same_run(config("data.path=/content/mine", "data.encoder=open_clip/ViT-B-32/none"))  # moved: fine
+    moved = run.check_resume(config("data.path=/content/mine", "data.encoder=open_clip/ViT-B-32/none"))
+    assert moved == ["data.path: '/data/mine' -> '/content/mine'"]  # moved: fine
     with pytest.raises(ConfigError, match="data.encoder: 'open_clip/ViT-B-32/none' -> 'sentence_transformers/x'"):
-        run.check_same_run(config("data.path=/data/mine", "data.encoder=sentence_transformers/x"))
+        run.check_resume(config("data.path=/data/mine", "data.encoder=sentence_transformers/x"))

@@ -7,31 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import tiny_train_args
 from PIL import Image
 
 from denoiser.cli import main
 from denoiser.rundir import RunDirectory
-
-TINY_SETS = [
-    "model.base_width=8",
-    "model.width_multipliers=[1, 2]",
-    "model.blocks_per_level=1",
-    "model.self_attention=[false, true]",
-    "model.cross_attention=[false, true]",
-    "model.attention_heads=2",
-    "model.norm_groups=4",
-    "data.num_images=128",
-    "train.batch_size=16",
-    "sample.steps=2",
-    "sample.columns=2",
-]
-
-
-def tiny_train_args(run_dir, epochs=1):
-    args = ["train", "--preset", "shapes", "--run-dir", str(run_dir), "--epochs", str(epochs), "--steps-per-epoch", "2"]
-    for text in TINY_SETS:
-        args += ["--set", text]
-    return args
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +130,85 @@ def test_help_texts_document_every_option():
     sample_help = run_console_script("sample", "--help").stdout
     for option in ("--checkpoint", "--label", "--num", "--steps", "--guidance", "--seed", "--out", "--npz"):
         assert option in sample_help
+
+
+@pytest.mark.parametrize(
+    "command, option, value",
+    [
+        ("sample", "--guidance", "nan"),
+        ("sample", "--guidance", "inf"),
+        ("sample", "--guidance", "-inf"),
+        ("img2img", "--strength", "nan"),
+        ("sample", "--steps", "0"),
+        ("sample", "--steps", "-3"),
+        ("sample", "--num", "0"),
+        ("evaluate", "--steps", "0"),
+        ("interpolate", "--guidance", "inf"),
+        ("export", "--steps", "0"),
+    ],
+)
+def test_out_of_range_option_values_are_refused_in_one_line(command, option, value, tmp_path, capsys):
+    args = [
+        command,
+        "--checkpoint",
+        str(tmp_path / "no-such-run"),
+        "--out",
+        str(tmp_path / "x.png"),
+        f"{option}={value}",
+    ]
+    if command == "img2img":
+        args += ["--image", str(tmp_path / "image.png")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    error = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2
+    assert len(error.splitlines()) == 1 and error.startswith(f"denoiser {command}: error:"), error
+    assert option in error and repr(value) in error and "Traceback" not in error
+    assert not os.path.exists(tmp_path / "x.png")
+
+
+def test_a_multi_line_error_message_is_printed_on_one_line(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text("model:\n  base_width: [1, 2\n")
+    assert main(["train", "--config", str(config), "--run-dir", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("denoiser train: error:") and len(error.splitlines()) == 1, error
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["train"],
+        ["sample"],
+        ["inpaint"],
+        ["img2img"],
+        ["evaluate"],
+        ["embed"],
+        ["interpolate"],
+        ["download"],
+        ["export"],
+        ["web"],
+    ],
+)
+def test_every_command_has_help(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--help"])
+    assert exit_info.value.code == 0
+    assert f"usage: denoiser {' '.join(args)}".strip() in capsys.readouterr().out
+
+
+def test_a_command_prints_no_tensorflow_start_up_errors(trained_run, tmp_path):
+    """TensorFlow logs "failed call to cuInit" as an error on machines without a GPU; the CLI keeps it quiet."""
+    environment = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    out = tmp_path / "one.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "denoiser.cli", "sample", "--checkpoint", str(trained_run), "--num", "1"]
+        + ["--label", "1", "--steps", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
+    )
+    assert result.returncode == 0 and out.exists(), result.stderr
+    assert "cuInit" not in result.stdout + result.stderr

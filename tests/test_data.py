@@ -7,7 +7,6 @@ from denoiser.config import ModelConfig
 from denoiser.data.dataset import DataError, Dataset, check_fits_model
 from denoiser.data.pipeline import training_pipeline
 from denoiser.data.sources import load_dataset
-from denoiser.schedule import MAX_LEVEL, MIN_LEVEL
 
 
 def toy_dataset(count=256, size=8, channels=1, classes=4):
@@ -26,9 +25,11 @@ def test_pipeline_shapes_ranges_and_noising():
     ((x_t, levels, conditions, x0),) = first_batches(training_pipeline(dataset, batch_size=32), 1)
     assert x_t.shape == x0.shape == (32, 8, 8, 1)
     assert levels.shape == (32, 1) and conditions.shape == (32, 1)
-    assert x0.min() >= -1.0 and x0.max() <= 1.0
-    assert set(np.round((x0 + 1) * 127.5).ravel()) <= set(range(256))  # exact uint8 scaling
-    assert levels.min() >= MIN_LEVEL and levels.max() <= MAX_LEVEL
+    # Every target is one of the data set's images, scaled exactly to [-1, 1]; a batch holds 32 different ones.
+    scaled = dataset.images.reshape(len(dataset), -1) / 127.5 - 1.0
+    rows = [np.flatnonzero(np.abs(scaled - target.ravel()).max(axis=1) < 1e-6) for target in x0]
+    assert all(len(row) == 1 for row in rows) and len({int(row[0]) for row in rows}) == 32
+    assert len(np.unique(levels)) == 32  # each image its own noise level
     noise = (x_t - (1 - levels[:, :, None, None]) * x0) / levels[:, :, None, None]
     assert abs(noise.std() - 1.0) < 0.1 and abs(noise.mean()) < 0.1
 
@@ -55,10 +56,13 @@ def test_vector_conditions_are_dropped_to_zero_vectors():
 
 
 def test_each_epoch_sees_new_order_and_new_noise():
-    pipeline = training_pipeline(toy_dataset(), batch_size=256)
-    ((first, *_),) = first_batches(pipeline, 1)
-    ((second, *_),) = first_batches(pipeline, 1)
-    assert not np.allclose(first, second)
+    """Step 0 and the first step of the next pass differ; the same step is always the same batch."""
+    dataset = toy_dataset()
+    ((first, *_),) = first_batches(training_pipeline(dataset, batch_size=256), 1)
+    ((again, *_),) = first_batches(training_pipeline(dataset, batch_size=256), 1)
+    ((next_pass, *_),) = first_batches(training_pipeline(dataset, batch_size=256, start_step=len(dataset) // 256), 1)
+    assert np.array_equal(first, again)
+    assert not np.allclose(first, next_pass)
 
 
 def test_fashion_mnist_from_keras_cache(fashion_mnist_home):
@@ -100,3 +104,14 @@ def test_mismatched_data_and_model_are_explained():
         load_dataset("imagenet")
     with pytest.raises(DataError, match="fewer than one batch"):
         training_pipeline(toy_dataset(count=10), batch_size=32)
+
+
+def test_a_row_subset_is_what_length_examples_and_take_see():
+    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+    whole = Dataset(images, np.arange(10), captions=[str(i) for i in range(10)])
+    subset = Dataset(images, np.arange(10), captions=[str(i) for i in range(10)], rows=np.array([1, 2, 4, 8, 9]))
+    assert whole.row_indices().tolist() == list(range(10)) and len(whole) == 10
+    assert len(subset) == 5 and subset.example_rows(3).tolist() == [1, 4, 9]
+    conditions, captions = subset.examples(3)
+    assert conditions.tolist() == [1, 4, 9] and captions == ["1", "4", "9"]
+    assert whole.take(4).row_indices().tolist() == [0, 1, 2, 3] and subset.take(2).row_indices().tolist() == [1, 2]

@@ -8,30 +8,10 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from helpers import randomize_weights, tiny
 
-from denoiser import ConfigError, ModelConfig, add_noise, build_unet, load_model
+from denoiser import ConfigError, ModelConfig, Sampler, add_noise, build_unet, load_model
 from denoiser.model import describe_inputs
-
-
-def tiny(**changes) -> ModelConfig:
-    """A few-thousand-parameter U-Net on 8x8 images with attention at the bottleneck."""
-    values = dict(
-        image_size=8,
-        channels=1,
-        base_width=8,
-        width_multipliers=[1, 2],
-        blocks_per_level=1,
-        self_attention=[False, True],
-        cross_attention=[False, True],
-        attention_heads=2,
-        norm_groups=4,
-        num_classes=3,
-        condition_dim=6,
-        condition_tokens=3,
-        noise_embedding_dim=8,
-    )
-    values.update(changes)
-    return ModelConfig(**values)
 
 
 def example_inputs(config: ModelConfig, batch: int = 4, seed: int = 0):
@@ -45,13 +25,6 @@ def example_inputs(config: ModelConfig, batch: int = 4, seed: int = 0):
     elif config.condition == "sequence":
         inputs.append(rng.standard_normal((batch, config.condition_tokens, config.condition_dim)).astype("float32"))
     return inputs
-
-
-def randomize_weights(model: keras.Model, seed: int = 0) -> None:
-    """Fresh models output zeros (the last conv starts at zero); random weights make comparisons meaningful."""
-    rng = np.random.default_rng(seed)
-    for variable in model.weights:
-        variable.assign(0.3 * rng.standard_normal(variable.shape).astype(variable.dtype))
 
 
 @pytest.mark.parametrize("condition", ["class", "vector", "sequence", "none"])
@@ -188,20 +161,24 @@ OTHER_BACKENDS = [name for name in ("jax", "torch") if __import__("importlib").u
 @pytest.mark.parametrize(
     "backend", OTHER_BACKENDS or [pytest.param("jax", marks=pytest.mark.skip("neither JAX nor PyTorch is installed"))]
 )
-def test_the_network_runs_on_another_keras_backend(backend):
+def test_the_network_samples_alike_on_another_keras_backend(backend, tmp_path):
+    """A checkpoint saved here (TensorFlow) samples the same images under JAX or PyTorch."""
+    model = build_unet(tiny())
+    randomize_weights(model, seed=3)
+    model.save(tmp_path / "model.keras")
+    expected = Sampler(model, steps=2, guidance=2.0).sample(np.array([1, 2]), seed=0)
     script = textwrap.dedent(
         """
+        import sys
         import keras, numpy as np
-        from denoiser import ModelConfig, Sampler, build_unet
-        assert keras.backend.backend() == BACKEND
-        config = ModelConfig(image_size=8, base_width=8, width_multipliers=[1, 2], blocks_per_level=1,
-                             self_attention=[False, True], cross_attention=[False, True], attention_heads=2,
-                             norm_groups=4, num_classes=3)
-        images = Sampler(build_unet(config), steps=2, guidance=2.0).sample(np.array([1, 2]), seed=0)
-        assert images.shape == (2, 8, 8, 1) and np.abs(images).max() <= 1
-        print("ok")
+        from denoiser import Sampler, load_model
+        assert keras.backend.backend() == sys.argv[1]
+        images = Sampler(load_model(sys.argv[2]), steps=2, guidance=2.0).sample(np.array([1, 2]), seed=0)
+        np.save(sys.argv[3], images)
         """
-    ).replace("BACKEND", repr(backend))
+    )
     env = {**os.environ, "KERAS_BACKEND": backend}
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+    command = [sys.executable, "-c", script, backend, str(tmp_path / "model.keras"), str(tmp_path / "images.npy")]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "images.npy"), expected, atol=1e-4)

@@ -3,36 +3,16 @@
 The toy: every pixel of the data is x0 ~ N(MEAN, SPREAD^2), independently. Then the best possible
 network, E[x0 | x_t], is linear in x_t, and the probability-flow ODE keeps each pixel's standard
 score z = (x - (1 - s) MEAN) / sqrt(variance(s)) fixed, so its solution is known at every level.
+That linear network is `helpers.linear_network`.
 """
 
-import keras
 import numpy as np
 import pytest
-from keras import ops
-from test_model import randomize_weights, tiny
+from helpers import MEAN, linear_network, randomize_weights, tiny, variance
 
 from denoiser import Sampler, build_unet
 from denoiser.schedule import log_snr_noise_levels, sampling_noise_levels
 from denoiser.solvers import DDIMSolver, DPMSolver2M, make_solver
-
-MEAN, SPREAD = 0.1, 0.5
-
-
-def variance(level):
-    return (1 - level) ** 2 * SPREAD**2 + level**2
-
-
-class GaussianDenoiser(keras.layers.Layer):
-    """The exact x0_hat = E[x0 | x_t] for Gaussian pixels: a linear "network"."""
-
-    def call(self, images, levels):
-        s = ops.reshape(levels, (-1, 1, 1, 1))
-        return MEAN + (1 - s) * SPREAD**2 / variance(s) * (images - (1 - s) * MEAN)
-
-
-def linear_network(size: int = 4) -> keras.Model:
-    images, levels = keras.Input((size, size, 1)), keras.Input((1,))
-    return keras.Model([images, levels], GaussianDenoiser()(images, levels))
 
 
 def exact_solution(x, level, new_level):

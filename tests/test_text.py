@@ -1,6 +1,5 @@
 """Text encoders and the embedding cache: names, normalization, the empty caption, reuse and resume."""
 
-import hashlib
 import importlib.util
 import os
 import subprocess
@@ -9,9 +8,11 @@ import textwrap
 
 import numpy as np
 import pytest
+from helpers import FakeEncoder, fake_embedding
 
 from denoiser.data.cache import read_note
 from denoiser.data.encoders import (
+    DistinctEmbeddings,
     EncoderError,
     OpenCLIPEncoder,
     check_encoder_spec,
@@ -24,32 +25,6 @@ from denoiser.data.encoders import (
 RANDOM_CLIP = "open_clip/ViT-B-32/none"
 
 
-class FakeEncoder:
-    """Deterministic 'embeddings' from a hash of the text; counts what it is asked to encode."""
-
-    spec = "sentence_transformers/fake"
-    dim = 6
-
-    def __init__(self, fail_on_call=None):
-        self.calls = []
-        self.fail_on_call = fail_on_call
-
-    def output_shape(self, tokens=False):
-        return (self.dim,)
-
-    def encode(self, texts, tokens=False):
-        self.calls.append(list(texts))
-        if self.fail_on_call is not None and len(self.calls) == self.fail_on_call:
-            raise KeyboardInterrupt  # as if Colab dropped the runtime
-        return np.stack([fake_embedding(text) for text in texts])
-
-
-def fake_embedding(text):
-    seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
-    vector = np.random.default_rng(seed).normal(size=FakeEncoder.dim).astype("float32")
-    return vector / np.linalg.norm(vector)
-
-
 # ================================================================================== names
 def test_encoder_names_are_checked():
     assert check_encoder_spec("open_clip/ViT-B-32/laion2b_s34b_b79k") == ("open_clip", "ViT-B-32", "laion2b_s34b_b79k")
@@ -58,6 +33,7 @@ def test_encoder_names_are_checked():
         "some/local/folder",
         None,
     )
+    assert check_encoder_spec("transformers/t5-small") == ("transformers", "t5-small", None)
     for bad in ("open_clip/ViT-B-32", "clip/ViT-B-32/none", "sentence_transformers/", "", "open_clip//none"):
         with pytest.raises(EncoderError, match="open_clip/MODEL/PRETRAINED"):
             check_encoder_spec(bad)
@@ -96,7 +72,7 @@ def test_configs_and_cached_embeddings_need_no_torch(tmp_path):
 
 # ================================================================================== open_clip
 def needs(module):
-    """Skip unless `module` is installed (without importing it: open_clip is imported through the stand-in)."""
+    """Skip unless `module` is installed."""
     if importlib.util.find_spec(module) is None:
         pytest.skip(f"{module} is not installed")
 
@@ -136,9 +112,14 @@ def test_open_clip_image_embeddings(random_clip):
     assert not np.allclose(embeddings[0], embeddings[1])
 
 
+def test_the_package_imports_open_clip_plainly():
+    """No stand-in torchvision in the library: a user's own `import torchvision` is left alone (issue 13)."""
+    assert importlib.util.find_spec("denoiser.data.torchvision_stand_in") is None
+
+
 def test_missing_open_clip_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "open_clip", None)  # `import open_clip` now fails
-    with pytest.raises(EncoderError, match=r"open_clip is not installed.*pip install -e '\.\[clip\]'"):
+    with pytest.raises(EncoderError, match=r"open_clip could not be imported.*pip install -e '\.\[clip\]'"):
         OpenCLIPEncoder("ViT-B-32", "none")
 
 
@@ -156,7 +137,7 @@ def test_packaged_sentence_encoder_loads_offline_and_knows_meaning(monkeypatch):
     np.testing.assert_allclose(np.linalg.norm(dress), 1, atol=1e-5)
     assert dress @ gown > dress @ truck + 0.2
     assert not empty.any()
-    with pytest.raises(EncoderError, match="token sequences need an open_clip encoder"):
+    with pytest.raises(EncoderError, match="token sequences need an open_clip or a T5 encoder"):
         encode_texts(["a red dress"], encoder, tokens=True)
 
 
@@ -185,6 +166,40 @@ def test_embedding_cache_is_reused_resumed_and_keyed(tmp_path):
     result = embed_captions(captions[:-1] + ["another caption"], path, changed, batch_size=4, progress=False)
     assert not result.reused and sum(len(call) for call in changed.calls) == 10
     np.testing.assert_allclose(result.array[-1], fake_embedding("another caption"))
+
+
+def repeated_captions(count, distinct):
+    """`count` captions drawn from `distinct` strings (and the empty caption), in a scattered order."""
+    strings = [f"caption number {i}" for i in range(distinct)] + [""]
+    return [strings[(row * 7) % len(strings)] for row in range(count)]
+
+
+def test_each_distinct_caption_is_encoded_once(tmp_path):
+    captions = repeated_captions(120, distinct=9)
+    encoder = FakeEncoder()
+    result = embed_captions(captions, str(tmp_path / "embeddings.npy"), encoder, batch_size=16, progress=False)
+    encoded = [text for call in encoder.calls for text in call]
+    assert sorted(encoded) == sorted(set(captions) - {""})
+    np.testing.assert_array_equal(result.array, encode_texts(captions, FakeEncoder()))  # as without reuse
+
+
+def test_repeated_captions_resume_and_outgrow_the_memory_budget(tmp_path):
+    """A resumed run encodes again only what it needs; past the budget strings are encoded each time."""
+    captions = repeated_captions(48, distinct=11)
+    expected = encode_texts(captions, FakeEncoder())
+    path = str(tmp_path / "embeddings.npy")
+    with pytest.raises(KeyboardInterrupt):
+        embed_captions(captions, path, FakeEncoder(fail_on_call=2), batch_size=4, progress=False)
+    done = read_note(path)["done"]
+    assert 0 < done < len(captions)
+    resumed = FakeEncoder()
+    np.testing.assert_array_equal(embed_captions(captions, path, resumed, batch_size=4, progress=False).array, expected)
+    assert sorted(text for call in resumed.calls for text in call) == sorted(set(captions[done:]) - {""})
+
+    no_room = FakeEncoder()
+    rows = DistinctEmbeddings(no_room, max_bytes=0)
+    np.testing.assert_array_equal(np.concatenate([rows.embed(captions[:20]), rows.embed(captions[20:])]), expected)
+    assert sum(len(call) for call in no_room.calls) == len(set(captions[:20]) - {""}) + len(set(captions[20:]) - {""})
 
 
 def test_empty_captions_become_zero_vectors_without_the_encoder():

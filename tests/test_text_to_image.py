@@ -13,6 +13,7 @@ import shutil
 import numpy as np
 import pytest
 import yaml
+from helpers import QUICK_SAMPLE_SETS, TINY_MODEL_SETS, write_captioned_folder
 from PIL import Image
 
 from denoiser import build_unet, generate, interpolate, resolve_config, train
@@ -24,31 +25,18 @@ from denoiser.rundir import RunDirectory
 from denoiser.sampler import Sampler
 
 ENCODER = "open_clip/ViT-B-32/none"
-TINY = [
-    "model.image_size=16",
-    "model.base_width=8",
-    "model.width_multipliers=[1, 2]",
-    "model.blocks_per_level=1",
-    "model.self_attention=[false, true]",
-    "model.cross_attention=[false, true]",
-    "model.attention_heads=2",
-    "model.norm_groups=4",
-    "train.batch_size=4",
-    "train.warmup_steps=2",
-    "sample.steps=2",
-    "sample.columns=2",
-]
+TINY = ["model.image_size=16", *TINY_MODEL_SETS, "train.batch_size=4", "train.warmup_steps=2", *QUICK_SAMPLE_SETS]
 RED, BLUE = "a large red circle at the centre", "a small blue cross at the top left"
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("open_clip") is None, reason="open_clip is not installed")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, captioned_folder_writer):
+def trained(tmp_path_factory):
     """A captioned folder, its embeddings made by `denoiser embed`, and a run trained on them by `denoiser train`."""
     root = tmp_path_factory.mktemp("text-to-image")
     folder = str(root / "shapes")
-    captions = captioned_folder_writer(folder, count=16, size=20)
+    captions = write_captioned_folder(folder, count=16, size=20)
     assert main(["embed", "--encoder", ENCODER, "--captions", folder, "--batch-size", "8"]) == 0
     embeddings = os.path.join(folder, "embeddings-open_clip-ViT-B-32-none.npy")
     made = read_note(embeddings)

@@ -5,34 +5,24 @@ import subprocess
 import sys
 import textwrap
 
+import helpers
 import keras
 import numpy as np
 import pytest
 
-from denoiser import load_model, resolve_config, train
+from denoiser import load_model, train
 from denoiser.config import ConfigError, parse_override
 from denoiser.optimizer import EMAAdam
 from denoiser.rundir import RunDirectory, read_log
+from denoiser.serialization import ema_variables
 
-TINY = [
-    "model.base_width=8",
-    "model.width_multipliers=[1, 2]",
-    "model.blocks_per_level=1",
-    "model.self_attention=[false, true]",
-    "model.cross_attention=[false, true]",
-    "model.attention_heads=2",
-    "model.norm_groups=4",
-    "data.num_images=256",
-    "train.batch_size=16",
-    "train.steps_per_epoch=3",
-    "train.warmup_steps=2",
-    "sample.steps=2",
-    "sample.columns=2",
-]
+# 256 images in batches of 16, three steps an epoch
+TRAINING_SETS = ["data.num_images=256", "train.batch_size=16", "train.steps_per_epoch=3", "train.warmup_steps=2"]
 
 
 def tiny_config(*extra, preset="shapes"):
-    return resolve_config(preset, overrides=[parse_override(text) for text in [*TINY, *extra]])
+    """The tiny model and quick sampling of `helpers.tiny_config`, trained three steps an epoch."""
+    return helpers.tiny_config(*TRAINING_SETS, *extra, preset=preset)
 
 
 def test_two_epochs_leave_checkpoints_samples_log_and_config(tmp_path):
@@ -88,26 +78,45 @@ def test_a_different_model_in_the_same_run_dir_is_refused(tmp_path):
 
 
 def test_checkpoint_holds_averaged_weights_for_sampling(tmp_path):
+    """The sampling model (ema=True) holds the optimizer's averages, which are not the last weights."""
     train(tiny_config("train.epochs=1", "train.ema_decay=0.9", "train.learning_rate=0.01"), tmp_path, verbose=0)
-    raw = load_model(RunDirectory(tmp_path).latest)
-    averaged = load_model(RunDirectory(tmp_path).latest, ema=True)
-    differences = [np.abs(a - b).max() for a, b in zip(raw.get_weights(), averaged.get_weights())]
-    assert max(differences) > 0
+    path = RunDirectory(tmp_path).latest
+    raw = load_model(path, compile=True)  # the last weights, and the optimizer with its averages
+    averages = ema_variables(raw)
+    assert len(averages) == len(raw.trainable_variables)
+    averaged = load_model(path, ema=True)
+    for variable, loaded in zip(raw.weights, averaged.weights):
+        np.testing.assert_array_equal(loaded.numpy(), averages.get(variable.path, variable).numpy())
+    assert max(np.abs(averages[v.path].numpy() - v.numpy()).max() for v in raw.trainable_variables) > 1e-4
 
 
-def test_ema_decay_warms_up():
-    """Early in training the average follows the weights closely instead of clinging to the start."""
-    variable = keras.Variable(np.zeros(3, "float32"))
-    optimizer = EMAAdam(learning_rate=0.1, use_ema=True, ema_momentum=0.999)
-    optimizer.build([variable])
-    for _ in range(20):
-        optimizer.apply([np.ones(3, "float32")], [variable])
-    average = optimizer._model_variables_moving_average[0].numpy()
-    weights = variable.numpy()
-    # The weights walked to about -2; Keras's fixed 0.999 decay would leave the average near -0.1.
-    assert np.all(weights < -1.5)
-    assert np.all(np.abs(average) < np.abs(weights))  # an average lags behind ...
-    assert np.all(np.abs(average) > 0.4 * np.abs(weights))  # ... but not by much, thanks to the warm-up
+def test_the_average_follows_the_weights_with_a_warming_up_decay():
+    """After step k = 0, 1, ... the average (from zero) becomes m_k * average + (1 - m_k) * weights.
+
+    m_k = min(decay, (1 + k) / (10 + k)): early averages follow the weights closely instead of clinging
+    to the start, as a fixed decay of 0.999 would.
+    """
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=EMAAdam(learning_rate=0.05, use_ema=True, ema_momentum=0.6), loss="mean_squared_error")
+    rng = np.random.default_rng(0)
+    inputs, targets = rng.normal(size=(64, 3)).astype("float32"), rng.normal(size=(64, 2)).astype("float32")
+    weights_after_each_step = []
+
+    class RecordWeights(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            weights_after_each_step.append({v.path: v.numpy() for v in self.model.trainable_variables})
+
+    model.fit(inputs, targets, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[RecordWeights()])
+    assert len(weights_after_each_step) == 16  # the decay reaches its cap of 0.6 at step 14
+    expected = {path: np.zeros_like(value) for path, value in weights_after_each_step[0].items()}
+    for step, weights in enumerate(weights_after_each_step):
+        momentum = 0.0 if step == 0 else min(0.6, (1 + step) / (10 + step))  # the first step copies the weights
+        expected = {path: momentum * expected[path] + (1 - momentum) * weights[path] for path in weights}
+    averages = ema_variables(model)
+    assert sorted(averages) == sorted(expected)
+    for path, average in averages.items():
+        np.testing.assert_allclose(average.numpy(), expected[path], rtol=1e-5, atol=1e-6)
 
 
 def test_mixed_precision_checkpoint_loads_and_runs(tmp_path):
@@ -122,6 +131,7 @@ def test_mixed_precision_checkpoint_loads_and_runs(tmp_path):
 
 def test_mirrored_strategy_on_two_cpu_devices(tmp_path):
     """`train.distribute=mirrored` trains across devices; two logical CPUs stand in for two GPUs."""
+    sets = [*helpers.TINY_MODEL_SETS, *helpers.QUICK_SAMPLE_SETS, *TRAINING_SETS, "train.epochs=1"]
     script = textwrap.dedent(
         f"""
         import tensorflow as tf
@@ -131,7 +141,7 @@ def test_mirrored_strategy_on_two_cpu_devices(tmp_path):
         from denoiser.config import parse_override
         from denoiser.training import make_strategy
         assert make_strategy("mirrored").num_replicas_in_sync == 2
-        overrides = {TINY!r} + ["train.epochs=1", "train.distribute=mirrored"]
+        overrides = {sets!r} + ["train.distribute=mirrored"]
         train(resolve_config("shapes", overrides=[parse_override(o) for o in overrides]), {str(tmp_path)!r}, verbose=0)
         print("OK")
         """

@@ -8,6 +8,10 @@
 //   dpmpp_2m      the same update with x0_hat extrapolated in lambda = log((1 - s) / s) from the
 //                 previous step's prediction (second order; denoiser/solvers.py explains it)
 // Images are flat Float32Arrays in NHWC order, values in [-1, 1]. `ort` is onnxruntime-web's global.
+//
+// A cascade (denoiser/cascade.py) is a base model and super-resolution stages, each exported in its own
+// folder: `Cascade` samples the base from noise, then each stage with the previous stage's images as its
+// low-resolution input, noised once at the stage's augmentation level: (1 - a) * low + a * noise.
 
 // ----------------------------------------------------------------------------- noise level grids
 // Both mirror denoiser/schedule.py, including its rounding of the levels to float32.
@@ -118,6 +122,19 @@ export function gaussianNoise(length, seed) {
   return out;
 }
 
+// Stage k of a cascade starts from the noise of seed + k, as in Python; its low-resolution input is
+// noised from another stream of that seed (Python draws it from NumPy's generator at (seed + k, 1)).
+export function augmentationSeed(seed) {
+  return (Math.imul(seed >>> 0, 0x9e3779b1) ^ 0x85ebca6b) >>> 0;
+}
+
+// A super-resolution stage's low-res input, noised at its augmentation level (schedule.add_noise).
+export function noiseLowResolution(images, noise, level) {
+  const out = new Float32Array(images.length);
+  for (let i = 0; i < images.length; i++) out[i] = (1 - level) * images[i] + level * noise[i];
+  return out;
+}
+
 // ----------------------------------------------------------------------------- the exported model
 
 export class Denoiser {
@@ -130,6 +147,7 @@ export class Denoiser {
         "`denoiser export --checkpoint RUN --format onnx --out DIR`.");
     }
     const info = await response.json();
+    if (info.stages) throw new Error(`${base} holds a cascade: load it with loadModel.`);
     const session = await ort.InferenceSession.create(new URL(info.model, base).href, {
       executionProviders: ["wasm"],
     });
@@ -169,37 +187,60 @@ export class Denoiser {
     return new ort.Tensor("float32", data, [choices.length, ...rowShape]);
   }
 
-  // One network call: x0_hat for `count` images at `level`.
-  async predict(x, count, level, choices) {
+  // A super-resolution stage's extra inputs: its noised low-res images and their augmentation level.
+  lowResolutionFeeds(lowResolution, count) {
+    const size = this.info.super_resolution.low_resolution;
+    const level = this.info.super_resolution.augmentation_level;
+    return {
+      low_resolution_images: new ort.Tensor("float32", lowResolution, [count, size, size, this.info.channels]),
+      augmentation_level: new ort.Tensor("float32", new Float32Array(count).fill(level), [count, 1]),
+    };
+  }
+
+  // One network call: x0_hat for `count` images at `level` (`lowResolution`: a super-resolution stage's input).
+  async predict(x, count, level, choices, lowResolution = null) {
     const size = this.info.image_size;
-    const [imageName, levelName, conditionName] = this.info.inputs;
+    const [imageName, levelName] = this.info.inputs;
     const feeds = {
       [imageName]: new ort.Tensor("float32", x, [count, size, size, this.info.channels]),
       [levelName]: new ort.Tensor("float32", new Float32Array(count).fill(level), [count, 1]),
     };
-    if (conditionName) feeds[conditionName] = this.conditionTensor(choices);
+    if (this.info.inputs.includes("condition")) feeds.condition = this.conditionTensor(choices);
+    if (lowResolution) Object.assign(feeds, this.lowResolutionFeeds(lowResolution, count));
     const outputs = await this.session.run(feeds);
     return outputs[this.info.output].data;
   }
 
   // The guided, thresholded prediction for images x at one level (denoiser.Sampler.denoise).
-  async denoise(x, count, level, choices, guidance, percentile) {
+  async denoise(x, count, level, choices, guidance, percentile, lowResolution = null) {
     if (this.info.condition.kind === "none" || guidance === 1) {
-      return dynamicThreshold(await this.predict(x, count, level, choices), count, percentile);
+      return dynamicThreshold(await this.predict(x, count, level, choices, lowResolution), count, percentile);
     }
     const stacked = new Float32Array(2 * x.length);
     stacked.set(x);
     stacked.set(x, x.length);
-    const both = await this.predict(stacked, 2 * count, level, [...choices, ...choices.map(() => 0)]);
+    let lowStacked = null; // the conditional and unconditional halves upscale the same images
+    if (lowResolution) {
+      lowStacked = new Float32Array(2 * lowResolution.length);
+      lowStacked.set(lowResolution);
+      lowStacked.set(lowResolution, lowResolution.length);
+    }
+    const both = await this.predict(stacked, 2 * count, level, [...choices, ...choices.map(() => 0)], lowStacked);
     const guided = new Float32Array(x.length);
     for (let i = 0; i < x.length; i++) guided[i] = guidance * both[i] + (1 - guidance) * both[x.length + i];
     return dynamicThreshold(guided, count, percentile);
   }
 
   // Turn `noise` (count images) into images; `onStep(step, level, x0_hat)` is awaited after each step.
-  async sample({ noise, choices, steps, guidance, solver = "ddim", onStep = null }) {
+  // A super-resolution stage also takes `lowResolution`: its low-res images, noised already (see Cascade).
+  async sample({ noise, choices, steps, guidance, solver = "ddim", onStep = null, lowResolution = null }) {
     const sampling = this.info.sampling;
     const count = noise.length / this.imageLength;
+    if (Boolean(this.info.super_resolution) !== Boolean(lowResolution)) {
+      throw new Error(this.info.super_resolution
+        ? "This is a super-resolution stage: sample it in its cascade (denoiser export --upscale)."
+        : "This is a base model: it takes no low-resolution images.");
+    }
     choices = choices ?? new Array(count).fill(0);
     steps = steps ?? sampling.steps;
     guidance = guidance ?? sampling.guidance;
@@ -207,10 +248,75 @@ export class Denoiser {
     const step = makeSolver(solver, levels);
     let x = Float32Array.from(noise);
     for (let i = 0; i < steps; i++) {
-      const x0 = await this.denoise(x, count, levels[i], choices, guidance, sampling.threshold_percentile);
+      const percentile = sampling.threshold_percentile;
+      const x0 = await this.denoise(x, count, levels[i], choices, guidance, percentile, lowResolution);
       x = step(i, x, x0);
       if (onStep) await onStep(i, levels[i], x0);
     }
     return { images: x.map((v) => Math.min(Math.max(v, -1), 1)), levels };
   }
+}
+
+// ----------------------------------------------------------------------------- a cascade of exported stages
+
+// The stages of a cascade export (or one model, a cascade of one stage), sampled one after the other.
+export class Cascade {
+  static async load(baseUrl, info) {
+    const stages = await Promise.all(info.stages.map((stage) => Denoiser.load(new URL(stage.folder, baseUrl).href)));
+    return new Cascade(info, stages);
+  }
+
+  constructor(info, stages) {
+    this.info = info; // image_size, channels and the shared condition
+    this.stages = stages;
+  }
+
+  // The choices of the first conditioned stage (index 0: no condition), shared by every stage.
+  get choices() {
+    const conditioned = this.stages.find((stage) => stage.info.condition.kind !== "none");
+    return conditioned ? conditioned.choices : [];
+  }
+
+  // The seeded noises of `count` images: each stage's starting noise and (for super-resolution) augmentation noise.
+  seededNoises(seed, count) {
+    const starts = this.stages.map((stage, k) => gaussianNoise(count * stage.imageLength, seed + k));
+    const augmentations = this.stages.map((stage, k) =>
+      k === 0 ? null : gaussianNoise(count * this.stages[k - 1].imageLength, augmentationSeed(seed + k)));
+    return { starts, augmentations };
+  }
+
+  // Sample every stage from its starting noise, each super-resolution stage upscaling the previous images.
+  // settings[k]: stage k's {steps, guidance}; `onStep(stage, step, level, x0_hat)` is awaited after each step.
+  async sample({ starts, augmentations, choices, settings, solver = "ddim", onStep = null }) {
+    const results = [];
+    for (const [k, stage] of this.stages.entries()) {
+      const previous = k === 0 ? null : results[k - 1].images;
+      const level = stage.info.super_resolution?.augmentation_level;
+      const result = await stage.sample({
+        noise: starts[k],
+        choices: stage.info.condition.kind === "none" ? null : choices,
+        steps: settings[k].steps,
+        guidance: settings[k].guidance,
+        solver,
+        onStep: onStep && ((step, stepLevel, x0) => onStep(k, step, stepLevel, x0)),
+        lowResolution: previous && noiseLowResolution(previous, augmentations[k], level),
+      });
+      results.push(result);
+    }
+    return results;
+  }
+}
+
+// The model at `baseUrl` as a cascade: the stages a cascade export lists, or the one exported model.
+export async function loadModel(baseUrl) {
+  const base = new URL(baseUrl.endsWith("/") ? baseUrl : baseUrl + "/", window.location.href);
+  const response = await fetch(new URL("denoiser.json", base));
+  const info = response.ok ? await response.json() : {};
+  if (info.stages) return Cascade.load(base, info);
+  if (info.super_resolution) {
+    throw new Error(`${base} holds a super-resolution stage, which upscales another stage's images: open the ` +
+      "folder of its cascade instead (denoiser export --checkpoint BASE --upscale SR --out DIR).");
+  }
+  const model = await Denoiser.load(base.href);
+  return new Cascade(model.info, [model]);
 }

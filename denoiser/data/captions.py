@@ -33,6 +33,7 @@ import numpy as np
 from denoiser.data.cache import FilledArray, fill_array, fingerprint, load_array
 from denoiser.data.dataset import DataError, Dataset
 from denoiser.data.encoders import DEFAULT_ENCODER, embed_captions, encoder_slug, recorded_encoder
+from denoiser.utils.errors import short_reason
 from denoiser.utils.images import fit_image, load_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -196,7 +197,7 @@ def image_cache(listing: CaptionList, size: int, channels: int = 3, progress: bo
         try:
             return load_image(image_path, size, channels)
         except Exception as error:  # PIL raises OSError, ValueError, SyntaxError... for damaged files
-            return f"{os.path.relpath(image_path, root)}: {error}"
+            return f"{os.path.relpath(image_path, root)}: {short_reason(error)}"
 
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # decoding releases the GIL
 
@@ -270,7 +271,7 @@ def load_array_dataset(
     try:
         pixels = np.load(images_path, mmap_mode="r")
     except (OSError, ValueError) as error:
-        raise DataError(f"Cannot read the images {images_path}: {error}") from error
+        raise DataError(f"Cannot read the images {images_path}: {short_reason(error)}") from error
     if pixels.ndim == 3:
         pixels = pixels[..., None]
     if pixels.dtype != np.uint8 or pixels.ndim != 4:

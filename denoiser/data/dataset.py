@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from denoiser.utils.indices import evenly_spaced
+
 
 class DataError(ValueError):
     """The data cannot be loaded or does not fit the model; the message says why and what to do."""
@@ -39,13 +41,18 @@ class Dataset:
             raise DataError(f"{len(self.images)} images but {len(self.conditions)} conditions; give one per image.")
 
     def __len__(self) -> int:
-        return len(self.images) if self.rows is None else len(self.rows)
+        return len(self.row_indices())
 
     @property
     def is_class_conditional(self) -> bool:
         return np.issubdtype(self.conditions.dtype, np.integer)
 
+    def row_indices(self) -> np.ndarray:
+        """The indices of the images in use: `rows`, or every image when there is no row subset."""
+        return np.arange(len(self.images)) if self.rows is None else np.asarray(self.rows)
+
     def take(self, count: int | None) -> "Dataset":
+        """The first `count` images in use (all for None); arrays in memory are cut, arrays in files keep `rows`."""
         if count is None:
             return self
         if self.rows is not None:
@@ -53,10 +60,13 @@ class Dataset:
         captions = None if self.captions is None else self.captions[:count]
         return Dataset(self.images[:count], self.conditions[:count], self.class_names, captions)
 
+    def example_rows(self, count: int) -> np.ndarray:
+        """The indices of `count` images in use spread evenly over the data set (for sample grids)."""
+        return self.row_indices()[evenly_spaced(count, len(self))]
+
     def examples(self, count: int) -> tuple[np.ndarray, list[str]]:
-        """`count` conditions spread evenly over the data set, with their captions (for sample grids)."""
-        rows = np.arange(len(self.images)) if self.rows is None else np.asarray(self.rows)
-        rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(count, len(rows))).round().astype(int))]
+        """The conditions of `example_rows(count)`, with their captions (for sample grids)."""
+        rows = self.example_rows(count)
         captions = [self.captions[row] if self.captions is not None else "" for row in rows]
         return np.asarray(self.conditions[rows]), captions
 

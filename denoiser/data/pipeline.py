@@ -1,4 +1,9 @@
-"""The `tf.data` pipeline that feeds `model.fit`: shuffled batches of a `Dataset`, noised by the objective.
+"""The `tf.data` pipeline that feeds `model.fit`: batches of a `Dataset`, noised by the objective.
+
+Every training step g of a run sees the same images and the same noise, whatever happened before:
+pass p = g // steps_per_pass over the data uses the order shuffled with the seed (seed, p), and the
+noise of step g is drawn with the stateless seed (seed, g). So a run resumed at any step continues
+exactly as if it had never been interrupted (`start_step`), and nothing is replayed to get there.
 
 Arrays in memory become tensors and everything per batch happens in the TensorFlow graph; arrays in
 files too big for memory (captioned data sets) are read a batch of rows at a time.
@@ -10,7 +15,16 @@ import numpy as np
 import tensorflow as tf
 
 from denoiser.data.dataset import DataError, Dataset
-from denoiser.objective import LABEL_DROPOUT, training_example
+from denoiser.objective import LABEL_DROPOUT, super_resolution_example, training_example
+
+ENDLESS = np.iinfo(np.int64).max
+
+
+def steps_per_pass(dataset: Dataset, batch_size: int) -> int:
+    """Full batches in one pass over the data (the last partial batch is dropped)."""
+    if len(dataset) < batch_size:
+        raise DataError(f"The data set has {len(dataset)} images, fewer than one batch of {batch_size}.")
+    return len(dataset) // batch_size
 
 
 def training_pipeline(
@@ -18,53 +32,73 @@ def training_pipeline(
     batch_size: int,
     label_dropout: float = LABEL_DROPOUT,
     distribution: str = "folded_normal",
-    shuffle_buffer: int = 60000,
     seed: int = 0,
-    repeat: bool = False,
+    start_step: int = 0,
+    model_config=None,
+    max_augmentation: float = 0.3,
 ):
-    """A `tf.data.Dataset` of noised batches: shuffled anew every epoch, prefetched, no Python per batch."""
-    if len(dataset) < batch_size:
-        raise DataError(f"The data set has {len(dataset)} images, fewer than one batch of {batch_size}.")
-    if dataset.rows is None:
-        images = tf.data.Dataset.from_tensor_slices((dataset.images, dataset.conditions))
-        images = images.shuffle(min(shuffle_buffer, len(dataset)), seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            images = images.repeat()
-        batches = images.batch(batch_size, drop_remainder=True)
-    else:
-        batches = batches_by_index(dataset, batch_size, seed, repeat)
-    # A fresh stream of random seeds every epoch, so each epoch sees new noise.
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    pipeline = tf.data.Dataset.zip(batches, seeds).map(
-        lambda batch, pair_seed: training_example(batch[0], batch[1], pair_seed, label_dropout, distribution),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
+    """An endless `tf.data.Dataset` of noised batches from step `start_step` on, prefetched.
+
+    The same (seed, step) always gives the same batch: see the module docstring. For a super-resolution
+    stage (`model_config.low_resolution > 0`) the batches also hold the low-res inputs (objective.py).
+    """
+    per_pass = steps_per_pass(dataset, batch_size)
+    first_pass, offset = divmod(start_step, per_pass)
+    positions = tf.data.Dataset.range(first_pass, ENDLESS).flat_map(
+        lambda index: tf.data.Dataset.from_tensor_slices(pass_order(len(dataset), per_pass, batch_size, seed, index))
     )
-    return pipeline.prefetch(tf.data.AUTOTUNE)
+    steps = tf.data.Dataset.range(start_step, ENDLESS)
+    read = batch_reader(dataset, batch_size)
+
+    def example(step, batch_positions):
+        images, conditions = read(batch_positions)
+        pair_seed = tf.stack([tf.constant(seed, tf.int64), step])
+        if model_config is not None and model_config.super_resolution:
+            return super_resolution_example(
+                images,
+                conditions,
+                pair_seed,
+                model_config.low_resolution,
+                label_dropout,
+                distribution,
+                max_augmentation,
+                model_config.conditional,
+            )
+        return training_example(images, conditions, pair_seed, label_dropout, distribution)
+
+    pipeline = tf.data.Dataset.zip(steps, positions.skip(offset))
+    return pipeline.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def batches_by_index(dataset: Dataset, batch_size: int, seed: int = 0, repeat: bool = False):
-    """Batches of (images, conditions) read from (memory-mapped) arrays by shuffled row indices.
+def pass_order(count: int, per_pass: int, batch_size: int, seed: int, index):
+    """The positions of pass `index` over `count` images, shuffled with (seed, index), as (per_pass, batch_size)."""
+    keys = tf.random.stateless_uniform([count], seed=tf.stack([tf.constant(seed, tf.int64), index]))
+    order = tf.argsort(keys)[: per_pass * batch_size]
+    return tf.reshape(tf.cast(order, tf.int64), [per_pass, batch_size])
 
-    Only the indices live in TensorFlow; each batch's rows are read from the files when needed,
+
+def batch_reader(dataset: Dataset, batch_size: int):
+    """A graph function from a batch of positions (0..len-1) to (images, conditions).
+
+    Arrays in memory are gathered as tensors; arrays in (memory-mapped) files are read by row index,
     so the data set never has to fit in memory.
     """
-    images, conditions = dataset.images, dataset.conditions
+    if dataset.rows is None:
+        images, conditions = tf.constant(dataset.images), tf.constant(dataset.conditions)
+        return lambda positions: (tf.gather(images, positions), tf.gather(conditions, positions))
 
-    def read(indices):
-        indices = np.sort(indices)  # reading a file front to back is faster; a batch's order does not matter
+    images, conditions, rows = dataset.images, dataset.conditions, dataset.row_indices()
+
+    def read(positions):
+        indices = np.sort(rows[positions])  # reading a file front to back is faster; a batch's order does not matter
         return np.asarray(images[indices]), np.asarray(conditions[indices])
 
-    def read_batch(indices):
+    def read_batch(positions):
         batch_images, batch_conditions = tf.numpy_function(
-            read, [indices], [tf.uint8, tf.as_dtype(conditions.dtype)], stateful=False
+            read, [positions], [tf.uint8, tf.as_dtype(conditions.dtype)], stateful=False
         )
         batch_images.set_shape([batch_size, *images.shape[1:]])
         batch_conditions.set_shape([batch_size, *conditions.shape[1:]])
         return batch_images, batch_conditions
 
-    order = tf.data.Dataset.from_tensor_slices(np.asarray(dataset.rows, dtype=np.int64))
-    order = order.shuffle(len(dataset), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        order = order.repeat()
-    return order.batch(batch_size, drop_remainder=True).map(read_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    return read_batch

@@ -10,7 +10,8 @@ outline without supersampling. Captions name the size, colour, shape and positio
 text-conditioned training.
 
     images, labels, captions = make_shapes(1000, image_size=32, seed=0)
-    python -m denoiser.data.shapes preview.png      # one row per class
+    denoiser shapes --out preview.png                      # one row per class (save_preview)
+    denoiser shapes --one "yellow cross" --out shape.png   # one image, e.g. to inpaint (save_example)
 """
 
 from __future__ import annotations
@@ -189,32 +190,31 @@ def make_shapes(
     return images, params["labels"], captions
 
 
-if __name__ == "__main__":
-    # python -m denoiser.data.shapes preview.png [image_size]: one row of 8 examples per class.
-    import sys
+def save_preview(path: str, size: int = 32, columns: int = 8) -> None:
+    """One row of examples per class, as a PNG: what the data set looks like."""
+    from matplotlib.figure import Figure
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if len(sys.argv) not in (2, 3):
-        sys.exit("usage: python -m denoiser.data.shapes PREVIEW.png [IMAGE_SIZE]")
-    size = int(sys.argv[2]) if len(sys.argv) == 3 else 32
-    columns = 8
-    images, labels, captions = make_shapes(columns * len(CLASS_NAMES) * 4, image_size=size, seed=0)
-    figure, axes = plt.subplots(
-        len(CLASS_NAMES), columns, figsize=(columns * 1.1 + 1.4, len(CLASS_NAMES) * 1.1), squeeze=False
-    )
+    images, labels, _ = make_shapes(columns * len(CLASS_NAMES) * 4, image_size=size, seed=0)
+    figure = Figure(figsize=(columns * 1.1 + 1.4, len(CLASS_NAMES) * 1.1))
+    axes = figure.subplots(len(CLASS_NAMES), columns, squeeze=False)
     for row, name in enumerate(CLASS_NAMES):
-        examples = np.flatnonzero(labels == row + 1)[:columns]
-        for column, index in enumerate(examples):
-            axis = axes[row, column]
-            axis.imshow(images[index], interpolation="nearest")
+        for column, index in enumerate(np.flatnonzero(labels == row + 1)[:columns]):
+            axes[row, column].imshow(images[index], interpolation="nearest")
+        for axis in axes[row]:
             axis.set_xticks([])
             axis.set_yticks([])
         axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
     figure.suptitle(f"shapes data set, {size}x{size}: one row per class", fontsize=11)
     figure.tight_layout()
-    figure.savefig(sys.argv[1], dpi=100)
-    print(f"wrote {sys.argv[1]}; e.g. caption: {captions[0]!r}")
+    figure.savefig(path, dpi=100)
+
+
+def save_example(path: str, name: str, size: int = 24) -> None:
+    """One image of the class `name`, at the data's own size: an input for `denoiser inpaint` or `img2img`."""
+    from PIL import Image
+
+    if name not in CLASS_NAMES:
+        raise ValueError(f"Unknown class {name!r}; choose one of {list(CLASS_NAMES)}.")
+    images, labels, _ = make_shapes(8 * len(CLASS_NAMES), image_size=size, seed=0)
+    index = np.flatnonzero(labels == CLASS_NAMES.index(name) + 1)[0]
+    Image.fromarray(images[index]).save(path)

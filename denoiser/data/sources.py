@@ -4,12 +4,18 @@ built-in shapes, and captioned images from files (captions.py), each as a `Datas
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
+import numpy as np
 
 from denoiser.data.captions import dataset_from_config as captioned_dataset_from_config
 from denoiser.data.dataset import DataError, Dataset
+from denoiser.data.huggingface import huggingface_dataset_from_config, is_huggingface_source
 from denoiser.data.shapes import CLASS_NAMES as SHAPES_CLASSES
 from denoiser.data.shapes import make_shapes
+from denoiser.objective import downsample
+from denoiser.utils.errors import short_reason
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
@@ -169,7 +175,7 @@ def load_dataset(name: str, split: str = "train", num_images: int | None = None,
         (train_images, train_labels), (test_images, test_labels) = loader()
     except Exception as error:  # no network and no cached copy, most often
         raise DataError(
-            f"Could not load {name} through keras.datasets ({error}). It downloads on first use; "
+            f"Could not load {name} through keras.datasets ({short_reason(error)}). It downloads on first use; "
             "check the network connection, or put the files in Keras's cache (~/.keras/datasets)."
         ) from error
     images, labels = (train_images, train_labels) if split == "train" else (test_images, test_labels)
@@ -180,9 +186,22 @@ def load_dataset(name: str, split: str = "train", num_images: int | None = None,
 def dataset_for_config(config) -> Dataset:
     """The training data that a run config names: a built-in data set, or captioned images from files."""
     data = config.data
+    if data.dataset == "captions" and is_huggingface_source(data.path):
+        return huggingface_dataset_from_config(config)
     if data.dataset in CAPTIONED_DATASETS:
         return captioned_dataset_from_config(config)
-    return load_dataset(data.dataset, num_images=data.num_images, image_size=config.model.image_size)
+    dataset = load_dataset(data.dataset, num_images=data.num_images, image_size=config.model.image_size)
+    return shrink_images(dataset, config.model.image_size)
+
+
+def shrink_images(dataset: Dataset, size: int) -> Dataset:
+    """The data set with its images made size x size by area downsampling, where they are a whole multiple
+    of `size` larger (Fashion-MNIST's 28x28 for a 14x14 base model of a cascade); otherwise unchanged."""
+    height = dataset.images.shape[1]
+    if size >= height or height % size:
+        return dataset
+    small = np.asarray(downsample(dataset.images.astype("float32"), size))
+    return dataclasses.replace(dataset, images=np.round(small).astype("uint8"))
 
 
 def class_names_for(config) -> tuple[str, ...]:

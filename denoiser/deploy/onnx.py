@@ -13,6 +13,13 @@ cannot run the text encoder cheaply), the default steps and guidance and the gri
 
 Every export checks itself: onnxruntime and Keras are run on the same random inputs and the
 largest difference is recorded in the JSON (and must stay below `tolerance`).
+
+A cascade (cascade.py) exports stage by stage: `export_cascade` writes one such folder per stage
+(`stage-0/` the base, `stage-1/`... the super-resolution stages) and a top-level `denoiser.json` that
+lists them in order with their sizes and holds the condition they share (the class names, or the
+prompts, embedded in each stage's folder by the one text encoder all text stages must share).
+
+    >>> export_cascade("runs/fmnist14", ["runs/fmnist_sr"], "web/models/fmnist_cascade")
 """
 
 from __future__ import annotations
@@ -23,10 +30,12 @@ import warnings
 import keras
 import numpy as np
 
-from denoiser.generation import class_names, load_sampler, prompt_conditions
+from denoiser.cascade import Cascade
+from denoiser.generation import class_names, load_sampler, prompt_conditions, text_encoder
 from denoiser.utils.files import atomic_path, write_json
 
 FORMAT = "denoiser-web/1"
+CASCADE_FORMAT = "denoiser-web-cascade/1"
 OPSET = 17
 OUTPUT_NAME = "x0_hat"
 
@@ -53,6 +62,11 @@ def export_onnx(
     Returns the JSON description that was written.
     """
     sampler, config = load_sampler(path, steps, guidance, solver)
+    return export_sampler(sampler, config, out_dir, prompts, encoder, tolerance)
+
+
+def export_sampler(sampler, config, out_dir, prompts=(), encoder: str | None = None, tolerance: float = 1e-4) -> dict:
+    """`export_onnx` for a loaded sampler and its run's config (None without one)."""
     kind = sampler.inputs["condition"]
     if prompts and kind in ("class", "none"):
         raise ExportError(f"This model's condition is {kind!r}, not text: leave out --prompt.")
@@ -150,7 +164,7 @@ def describe(sampler, names, prompts, table, difference: float) -> dict:
         )
     elif table is not None:
         condition.update(prompts=prompts, table="prompts.bin", table_shape=list(table.shape), dtype="float32")
-    return {
+    description = {
         "format": FORMAT,
         "model": "model.onnx",
         "opset": OPSET,
@@ -170,3 +184,85 @@ def describe(sampler, names, prompts, table, difference: float) -> dict:
         },
         "parity_max_abs_difference": difference,
     }
+    if inputs["low_resolution"]:  # a super-resolution stage of a cascade: what it upscales, how noised
+        description["super_resolution"] = {
+            "low_resolution": inputs["low_resolution"],
+            "augmentation_level": sampler.augmentation_level,
+        }
+    return description
+
+
+# ================================================================================ a cascade, stage by stage
+def export_cascade(
+    base,
+    upscales,
+    out_dir,
+    prompts=(),
+    steps: int | None = None,
+    guidance: float | None = None,
+    solver: str = "ddim",
+    encoder: str | None = None,
+    tolerance: float = 1e-4,
+) -> dict:
+    """Export every stage of a cascade into `out_dir/stage-K` and list them in `out_dir/denoiser.json`.
+
+    base, upscales: checkpoints or run directories, in the order the stages run (as `denoiser sample --upscale`).
+    steps, guidance: the base's page defaults; each super-resolution stage keeps its run's (as `load_cascade`);
+    solver: every stage's. prompts: for text-conditioned stages, the prompts the page offers.
+    Returns the top-level description that was written.
+    """
+    loaded = [load_sampler(base, steps, guidance, solver), *(load_sampler(path, solver=solver) for path in upscales)]
+    Cascade([sampler for sampler, _ in loaded])  # refuses a stage that does not upscale the previous stage's size
+    check_shared_condition(loaded, encoder)
+    stages, condition = [], {"kind": "none"}
+    for index, (sampler, config) in enumerate(loaded):
+        folder = f"stage-{index}"
+        conditioned = sampler.inputs["condition"] != "none"
+        stage_prompts = prompts if conditioned else ()
+        info = export_sampler(sampler, config, os.path.join(out_dir, folder), stage_prompts, encoder, tolerance)
+        if conditioned and condition["kind"] == "none":  # the first conditioned stage names the shared choices
+            condition = {
+                key: info["condition"][key] for key in ("kind", "class_names", "prompts") if key in info["condition"]
+            }
+        stages.append(
+            {
+                "folder": folder + "/",
+                "image_size": info["image_size"],
+                "channels": info["channels"],
+                "low_resolution": sampler.inputs["low_resolution"],
+                "condition": sampler.inputs["condition"],
+            }
+        )
+    description = {
+        "format": CASCADE_FORMAT,
+        "stages": stages,
+        "image_size": stages[-1]["image_size"],
+        "channels": stages[-1]["channels"],
+        "condition": condition,
+    }
+    write_json(os.path.join(out_dir, "denoiser.json"), description)
+    return description
+
+
+def check_shared_condition(loaded, encoder: str | None = None) -> None:
+    """Refuse a cascade whose conditioned stages cannot share one class or prompt (kind, classes, text encoder)."""
+    first, wanted = None, None
+    for index, (sampler, config) in enumerate(loaded):
+        if sampler.inputs["condition"] == "none":
+            continue
+        got = condition_in_words(sampler, config, encoder)
+        if first is None:
+            first, wanted = index, got
+        elif got != wanted:
+            raise ExportError(
+                f"Stage {index} of the cascade is conditioned on {got} but stage {first} on {wanted}; "
+                "the stages share the class or prompt, so chain stages conditioned alike."
+            )
+
+
+def condition_in_words(sampler, config, encoder: str | None = None) -> str:
+    """A stage's condition as the page shares it: '8 classes', or 'vector embeddings by ENCODER'."""
+    inputs = sampler.inputs
+    if inputs["condition"] == "class":
+        return f"{inputs['num_classes']} classes"
+    return f"{inputs['condition']} embeddings by {text_encoder(config, encoder)}"

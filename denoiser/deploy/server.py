@@ -7,8 +7,9 @@ page at `/` and the export folder at `/model/`:
     >>> server = make_server("web/models/shapes", port=8000)    # then open page_url(server)
     >>> server.serve_forever()
 
-`headless_chromium` and `call_page` drive the page from Python (the browser test, the browser
-benchmark, screenshots); they need selenium and Debian's chromium and chromium-driver.
+Only regular files inside those two folders are served: a path whose real path leaves them (through
+`..` or a symbolic link) and a folder get 404; a path that is no file name (a NUL byte, bytes that
+are not UTF-8) gets 400. (tests/chromium.py drives the page from Python, for the tests and benchmarks.)
 """
 
 from __future__ import annotations
@@ -17,27 +18,16 @@ import functools
 import http.server
 import os
 import posixpath
-import threading
 import urllib.parse
+from http import HTTPStatus
 
 MODEL_PREFIX = "/model/"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = [  # headless, and no connections to Google's services from a machine without internet
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1100,900",
-]
 
 
 def page_directory() -> str:
     """The `web/` folder of this source checkout (or $DENOISER_WEB_DIR), with onnxruntime-web installed in it."""
-    folder = os.environ.get("DENOISER_WEB_DIR") or os.path.join(os.path.dirname(os.path.dirname(__file__)), "web")
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # above denoiser/deploy/
+    folder = os.environ.get("DENOISER_WEB_DIR") or os.path.join(checkout, "web")
     if not os.path.isfile(os.path.join(folder, "index.html")):
         raise FileNotFoundError(
             f"The web page is not at {folder}: it ships with the source checkout (pip install -e .), "
@@ -56,14 +46,39 @@ class PageHandler(http.server.SimpleHTTPRequestHandler):
         self.verbose = verbose
         super().__init__(*args, **kwargs)
 
-    def translate_path(self, path: str) -> str:
+    def send_head(self):
+        """400 for a path that is no file name, 404 for one outside the served folders; else the file."""
+        try:
+            path = self.translate_path(self.path)
+        except ValueError:  # a NUL byte or bytes that are not UTF-8 (UnicodeDecodeError is a ValueError)
+            self.send_error(HTTPStatus.BAD_REQUEST, "The path is not a file name")
+            return None
+        if path is None:
+            self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+            return None
+        return super().send_head()
+
+    def translate_path(self, path: str) -> str | None:
+        """The file a URL path names, or None where its real path leaves the folder it is served from."""
         route = urllib.parse.urlsplit(path).path
         if route.startswith(MODEL_PREFIX):
-            relative = posixpath.normpath(urllib.parse.unquote(route[len(MODEL_PREFIX) :]))
-            if relative.startswith(".."):
-                return os.path.join(self.model_dir, "__outside__")  # never serve files above the export folder
-            return os.path.join(self.model_dir, *relative.split("/"))
-        return super().translate_path(path)
+            root, route = self.model_dir, route[len(MODEL_PREFIX) :]
+        else:
+            root = self.directory
+        relative = urllib.parse.unquote(route, errors="strict")
+        if "\x00" in relative:
+            raise ValueError("a NUL byte in the path")
+        root = os.path.realpath(root)
+        parts = [part for part in posixpath.normpath("/" + relative).split("/") if part]
+        target = os.path.realpath(os.path.join(root, *parts))  # follows symbolic links
+        if os.path.commonpath([root, target]) != root:
+            return None
+        return target + "/" if route.endswith("/") else target
+
+    def list_directory(self, path):
+        """No folder listings: the page asks for its files by name."""
+        self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+        return None
 
     def end_headers(self):
         self.send_header("Cache-Control", "no-store")  # a fresh export shows up on reload
@@ -96,50 +111,3 @@ def make_server(
 def page_url(server: http.server.HTTPServer) -> str:
     host, port = server.server_address[:2]
     return f"http://{host}:{port}/index.html?model={MODEL_PREFIX.strip('/')}/"
-
-
-def serve_in_background(model_dir, web_dir: str | None = None) -> http.server.ThreadingHTTPServer:
-    """`make_server` on a free port, serving from a daemon thread; call `.shutdown()` when done."""
-    server = make_server(model_dir, port=0, web_dir=web_dir)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-def headless_chromium(script_timeout: float = 180):
-    """A selenium driver for Debian's headless Chromium (no driver or browser download)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_script_timeout(script_timeout)
-    return driver
-
-
-def call_page(driver, script: str, *args):
-    """Run `script` in the page, with `app` (the page's API, once loaded) and `args`; return its value.
-
-    >>> call_page(driver, "return (await app.generate({seed: 3, choice: 2})).image;")
-    """
-    wrapped = (
-        "const done = arguments[arguments.length - 1];"
-        f"(async (...args) => {{ const app = await window.denoiserApp; {script} }})(...arguments)"
-        ".then(done, (error) => done({error: String(error && error.stack || error)}));"
-    )
-    result = driver.execute_async_script(wrapped, *args)
-    if isinstance(result, dict) and "error" in result:
-        raise RuntimeError(f"The page failed: {result['error']}")
-    return result
-
-
-def generate_in_page(driver, noise, **options):
-    """Generate from `noise` (N, H, W, C) in the page; returns the images (same shape) and the noise levels."""
-    import numpy as np
-
-    result = call_page(
-        driver, "return await app.generate({...args[1], noise: args[0]});", np.asarray(noise).ravel().tolist(), options
-    )
-    return np.asarray(result["image"], "float32").reshape(np.shape(noise)), np.asarray(result["levels"])

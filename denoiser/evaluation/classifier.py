@@ -27,6 +27,7 @@ import numpy as np
 
 from denoiser.data.sources import load_dataset
 from denoiser.utils.files import atomic_path
+from denoiser.utils.images import to_unit_range
 
 FEATURES = "features"  # the name of the layer whose output is the feature vector
 VERSION = 2  # in the cache file's name: bump it when the network or its training changes
@@ -63,14 +64,6 @@ def build_classifier(image_shape: tuple[int, int, int], num_classes: int, width:
     return keras.Model(inputs, logits, name="classifier")
 
 
-def as_inputs(images) -> np.ndarray:
-    """uint8 [0, 255] or float [-1, 1] images -> float32 [-1, 1]."""
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        return images.astype("float32") / 127.5 - 1.0
-    return images.astype("float32")
-
-
 def train_classifier(
     images,
     class_ids,
@@ -98,7 +91,7 @@ def train_classifier(
     )
     labels = np.asarray(class_ids).reshape(-1).astype("int32") - 1
     model.fit(
-        as_inputs(images),
+        to_unit_range(images),
         labels,
         epochs=epochs,
         batch_size=batch_size,
@@ -135,7 +128,7 @@ def load_classifier(dataset: str, image_size: int, path: str | None = None, prog
 
 def predict_classes(classifier, images, batch_size: int = 256) -> np.ndarray:
     """The classifier's class id (from 1) for each image."""
-    logits = classifier.predict(as_inputs(images), batch_size=batch_size, verbose=0)
+    logits = classifier.predict(to_unit_range(images), batch_size=batch_size, verbose=0)
     return np.argmax(logits, axis=-1).astype("int32") + 1
 
 
@@ -149,4 +142,4 @@ def feature_model(classifier):
 
 def classifier_features(classifier, images, batch_size: int = 256) -> np.ndarray:
     """The `features` layer's output for each image (N, 128)."""
-    return feature_model(classifier).predict(as_inputs(images), batch_size=batch_size, verbose=0)
+    return feature_model(classifier).predict(to_unit_range(images), batch_size=batch_size, verbose=0)

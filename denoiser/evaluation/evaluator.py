@@ -10,7 +10,12 @@ What is measured depends on the model:
     images as the reference;
   - every model: a memorization check, the nearest training images of a few samples in pixels (and in
     classifier features), saved side by side as a PNG; held-out test images give the usual distance;
-  - with `inception=True`: FID and KID against the test split (protocol in metrics.py).
+  - with `inception=True`: FID and KID against the test split (protocol in metrics.py);
+  - a super-resolution stage (cascade.py) is measured as an upscaler: it upscales real test images (training
+    images where there is no test split) made small by area downsampling, each told its own class or caption,
+    so "conditional accuracy" is the classifier's accuracy on the images' true classes. Bicubic upsampling of
+    the same small images is scored beside it, with the pixel error of both against the originals; no
+    memorization check (the outputs follow real held-out images by construction).
 
 During training, `train.evaluate_every: N` runs this every N epochs into RUN/evaluation/epoch-NNNN.json.
 """
@@ -26,10 +31,13 @@ import numpy as np
 from denoiser.callbacks import averaged_weights_sampler
 from denoiser.data.sources import dataset_for_config, load_dataset
 from denoiser.evaluation import metrics
-from denoiser.evaluation.classifier import as_inputs, classifier_features, load_classifier, predict_classes
+from denoiser.evaluation.classifier import classifier_features, load_classifier, predict_classes
 from denoiser.evaluation.metrics import MetricError
 from denoiser.generation import find_checkpoint, load_sampler
+from denoiser.objective import downsample
 from denoiser.utils.files import write_json
+from denoiser.utils.images import to_uint8, to_unit_range
+from denoiser.utils.indices import evenly_spaced
 from denoiser.utils.plotting import save_grid
 
 REFERENCE_IMAGES = {"shapes": 2000}  # test images drawn for built-in data sets; Keras ones use the whole split
@@ -68,17 +76,50 @@ class Evaluation:
         return None, None
 
     def training_images(self, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.arange(len(self.train)) if self.train.rows is None else np.asarray(self.train.rows)
+        rows = self.train.row_indices()
         rows = np.sort(np.random.default_rng(seed).choice(rows, min(count, len(rows)), replace=False))
         return self.train.images[rows], np.asarray(self.train.conditions[rows])
 
+    def upscaling_inputs(self, num: int, kind: str, low_size: int):
+        """A super-resolution stage's inputs: `num` real images spread over the test split (over the training
+        images where there is none, or for captions), made low_size x low_size by area downsampling; with
+        their conditions (None for an unconditional stage), captions, the originals and where they came from."""
+        source = self.test if self.test is not None and kind in ("class", "none") else self.train
+        rows = source.example_rows(num)
+        originals = source.images[rows]
+        conditions = None if kind == "none" else np.asarray(source.conditions[rows])
+        captions = [source.captions[row] if source.captions is not None else "" for row in rows]
+        low = np.asarray(downsample(to_unit_range(originals), low_size))
+        return low, conditions, captions, originals, "test split" if source is self.test else "training images"
+
     # ----------------------------------------------------------------------------- scores
     def run(self, sampler, num: int = 500, seed: int = 0, nearest: int = 8, picture: str | None = None) -> dict:
-        """Sample `num` images with `sampler` and score them; `picture` is where the memorization PNG goes."""
+        """Sample `num` images with `sampler` and score them; `picture` is where the memorization PNG goes.
+
+        A super-resolution stage upscales `num` real images made small instead (see the module's docstring).
+        """
         start = time.perf_counter()
         kind = sampler.inputs["condition"]
-        conditions, captions = self.conditions(num, kind)
-        samples = sampler.sample(condition=conditions, num_images=num, seed=seed, progress=self.progress)
+        upscaling = None
+        if sampler.low_resolution_shape is None:
+            conditions, captions = self.conditions(num, kind)
+            samples = sampler.sample(condition=conditions, num_images=num, seed=seed, progress=self.progress)
+        else:
+            low, conditions, captions, originals, source = self.upscaling_inputs(
+                num, kind, sampler.low_resolution_shape[0]
+            )
+            samples = sampler.sample(condition=conditions, seed=seed, low_resolution_images=low, progress=self.progress)
+            num, bicubic = len(samples), bicubic_upsample(low, samples.shape[1])
+            upscaling = {
+                "measures": f"the stage as an upscaler: {num} real images of the {source} made "
+                f"{low.shape[1]}x{low.shape[2]} by area downsampling, upscaled, each told its own class or "
+                "caption; bicubic upsampling of the same images beside it",
+                "source": source,
+                "low_resolution": int(low.shape[1]),
+                "augmentation_level": sampler.augmentation_level,
+                "mean_abs_error": mean_abs_error(samples, originals),
+                "bicubic_mean_abs_error": mean_abs_error(bicubic, originals),
+            }
         results = {
             "dataset": self.config.data.dataset,
             "num_samples": int(num),
@@ -90,24 +131,24 @@ class Evaluation:
         real, real_ids = self.training_images(num, seed)
         if self.class_conditional:
             results.update(self.classifier_scores(samples, conditions, real, real_ids))
+            if upscaling is not None:
+                bicubic_scores = self.classifier_scores(bicubic, conditions, real, real_ids)
+                upscaling.update(
+                    bicubic_accuracy=bicubic_scores["conditional_accuracy"],
+                    bicubic_classifier_fd=bicubic_scores["classifier_fd"],
+                )
         if kind in ("vector", "sequence") and str(self.config.data.encoder).startswith("open_clip/"):
             results["clip_score"] = metrics.clip_score(samples, captions, self.config.data.encoder)
-            real_conditions, real_captions = self.train.examples(num)
-            results["clip_score_real"] = metrics.clip_score(
-                self.real_images_for(real_conditions, num), real_captions, self.config.data.encoder
-            )
+            real_images = self.train.images[self.train.example_rows(num)]  # the images the captions describe
+            results["clip_score_real"] = metrics.clip_score(real_images, captions, self.config.data.encoder)
         if self.inception is not None:
             results.update(self.inception_scores(samples))
-        if nearest:
+        if upscaling is not None:
+            results["upscaling"] = upscaling
+        elif nearest:
             results["memorization"] = self.memorization(samples, nearest, picture)
         results["seconds"] = round(time.perf_counter() - start, 1)
         return results
-
-    def real_images_for(self, conditions, count: int) -> np.ndarray:
-        """The training images of `examples(count)` (the ones the captions describe)."""
-        rows = np.arange(len(self.train)) if self.train.rows is None else np.asarray(self.train.rows)
-        rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(count, len(rows))).round().astype(int))]
-        return self.train.images[rows]
 
     def classifier_scores(self, samples, requested, real, real_ids) -> dict:
         accuracy = metrics.conditional_accuracy(predict_classes(self.classifier, samples), requested)
@@ -141,10 +182,10 @@ class Evaluation:
 
     def memorization(self, samples, count: int, picture: str | None) -> dict:
         """Nearest training images of `count` samples (spread over the batch), in pixels and in features."""
-        picks = np.unique(np.linspace(0, len(samples) - 1, min(count, len(samples))).round().astype(int))
+        picks = evenly_spaced(count, len(samples))
         chosen = samples[picks]
-        train_images = self.train.images if self.train.rows is None else self.train.images[self.train.rows]
-        train_pixels = as_inputs(train_images)
+        train_images = self.train.images[self.train.row_indices()]
+        train_pixels = to_unit_range(train_images)
         pixel_rows, pixel_distances = metrics.nearest_neighbours(chosen, train_pixels)
         result = {
             "samples": picks.tolist(),
@@ -165,7 +206,7 @@ class Evaluation:
             rows.append(train_pixels[feature_rows])
             labels.append("nearest (features)")
         if self.test is not None:  # how far new, real images are from the training set: the usual distance
-            held_out = as_inputs(self.test.images[: len(picks)])
+            held_out = to_unit_range(self.test.images[: len(picks)])
             result["test_pixel_distances"] = np.round(metrics.nearest_neighbours(held_out, train_pixels)[1], 3).tolist()
         if picture:
             save_grid(
@@ -177,6 +218,16 @@ class Evaluation:
             )
             result["picture"] = picture
         return result
+
+
+def bicubic_upsample(images: np.ndarray, size: int) -> np.ndarray:
+    """Bicubic upsampling to size x size, clipped to [-1, 1] (the bicubic kernel overshoots at sharp edges)."""
+    return np.clip(keras.ops.convert_to_numpy(keras.ops.image.resize(images, (size, size), "bicubic")), -1, 1)
+
+
+def mean_abs_error(images: np.ndarray, originals: np.ndarray) -> float:
+    """Mean absolute pixel difference on the 0..255 scale."""
+    return float(np.abs(to_uint8(images).astype("float64") - to_uint8(originals).astype("float64")).mean())
 
 
 # ================================================================================== a checkpoint
@@ -226,8 +277,13 @@ def evaluate(
 
 def summary_lines(results: dict) -> list[str]:
     """The results as a few readable lines, each with its reference value where there is one."""
+    upscaling = results.get("upscaling")
+    what = "samples"
+    if upscaling:
+        size = upscaling["low_resolution"]
+        what = f"real images of the {upscaling['source']}, made {size}x{size} and upscaled"
     lines = [
-        f"{results['num_samples']} samples, {results['steps']} {results['solver']} steps, "
+        f"{results['num_samples']} {what}, {results['steps']} {results['solver']} steps, "
         f"guidance {results['guidance']:g}"
     ]
     if "conditional_accuracy" in results:
@@ -239,6 +295,13 @@ def summary_lines(results: dict) -> list[str]:
             f"classifier FD         {results['classifier_fd']:.3f}"
             f"   (real training images vs test, the floor: {results['classifier_fd_real']:.3f})"
         )
+    if upscaling:
+        line = f"pixel error vs originals {upscaling['mean_abs_error']:.1f}/255   (bicubic: "
+        line += f"{upscaling['bicubic_mean_abs_error']:.1f}"
+        if "bicubic_accuracy" in upscaling:
+            line += f"; accuracy {upscaling['bicubic_accuracy']:.3f}"
+            line += f", classifier FD {upscaling['bicubic_classifier_fd']:.3f}"
+        lines.append(line + ")")
     if "clip_score" in results:
         lines.append(
             f"CLIP score            {results['clip_score']:.2f}   (real images: {results['clip_score_real']:.2f})"

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from denoiser.data.encoders import _as_encoder
-from denoiser.evaluation.classifier import as_inputs
-from denoiser.utils.plotting import to_uint8
+from denoiser.data.encoders import as_encoder
+from denoiser.utils.images import to_uint8, to_unit_range
 
 INCEPTION_SIZE = 299
 
@@ -111,7 +110,7 @@ def inception_features(images, model=None, batch_size: int = 64, progress: bool 
     import tensorflow as tf
 
     model = model or load_inception()
-    images = as_inputs(images)
+    images = to_unit_range(images)
     batches = range(0, len(images), batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -132,10 +131,10 @@ def clip_score(images, captions, encoder) -> float:
 
     `encoder` is an open_clip encoder spec or object from text.py (it must embed images too).
     """
-    encoder = _as_encoder(encoder)
+    encoder = as_encoder(encoder)
     if not hasattr(encoder, "encode_images"):
         raise MetricError(f"CLIP score needs an open_clip encoder that embeds images; {encoder.spec} does not.")
-    images = images if np.asarray(images).dtype == np.uint8 else to_uint8(images)
+    images = to_uint8(images)
     image_embeddings = encoder.encode_images(images)
     text_embeddings = encoder.encode(list(captions))
     cosines = np.sum(image_embeddings * text_embeddings, axis=-1)

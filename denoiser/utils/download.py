@@ -14,6 +14,8 @@ import hashlib
 import os
 import re
 
+from denoiser.utils.errors import short_reason
+
 DRIVE_ID = re.compile(r"^[A-Za-z0-9_-]{20,}$")
 DRIVE_URL_ID = re.compile(r"(?:/file/d/|/d/|[?&]id=)([A-Za-z0-9_-]{20,})")
 ARCHIVE_ENDINGS = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz")
@@ -74,7 +76,7 @@ def download_file(
         path = gdown.download(id=file_id, output=os.path.join(to, ""), quiet=quiet, resume=True)
     except Exception as error:  # gdown raises its own errors, requests' and OSErrors
         raise DownloadError(
-            f"Could not download {url_or_id} ({error}). Is the file shared as 'anyone with the link'? "
+            f"Could not download {url_or_id} ({short_reason(error)}). Is the file shared as 'anyone with the link'? "
             "Run the same command again to continue an interrupted download."
         ) from error
     if not path or not os.path.isfile(path):

@@ -11,6 +11,8 @@ import json
 import os
 import tempfile
 
+TEMPORARY_PREFIX = ".tmp-"  # the names `atomic_path` writes before the rename
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ""):
@@ -18,7 +20,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix or os.path.splitext(path)[1])
+    handle, temporary = tempfile.mkstemp(
+        dir=directory, prefix=TEMPORARY_PREFIX, suffix=suffix or os.path.splitext(path)[1]
+    )
     os.close(handle)
     os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes private files; give the usual permissions
     try:
@@ -42,3 +46,16 @@ def write_text(path, text: str) -> None:
 
 def write_json(path, values) -> None:
     write_text(path, json.dumps(values, indent=2) + "\n")
+
+
+def remove_temporaries(directory: str | os.PathLike) -> list[str]:
+    """Delete the temporary files an interrupted `atomic_path` left in `directory`; returns their paths.
+
+    Only safe while nobody else writes there (the trainer holds the run directory's lock).
+    """
+    if not os.path.isdir(directory):
+        return []
+    stale = [os.path.join(directory, name) for name in os.listdir(directory) if name.startswith(TEMPORARY_PREFIX)]
+    for path in stale:
+        os.remove(path)
+    return stale

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from denoiser.utils.files import atomic_path
-
-
-def to_uint8(images) -> np.ndarray:
-    """[-1, 1] floats -> [0, 255] uint8."""
-    return np.round((np.clip(np.asarray(images), -1.0, 1.0) + 1.0) * 127.5).astype("uint8")
+from denoiser.utils.images import to_uint8
+from denoiser.utils.indices import evenly_spaced
 
 
 def tile(images: np.ndarray, rows: int, padding: int = 1) -> np.ndarray:
@@ -30,17 +28,12 @@ def tile(images: np.ndarray, rows: int, padding: int = 1) -> np.ndarray:
 
 def save_grid(images, path, rows: int, row_labels=None, title: str | None = None, pixels_per_cell: int = 64) -> None:
     """Save images in [-1, 1] as a PNG grid, one row per label, written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     picture = tile(to_uint8(images), rows)
     columns = -(-len(images) // rows)
     label_width = 1.6 if row_labels is not None else 0.0
     dpi = 100
     cell = pixels_per_cell / dpi
-    figure = plt.figure(figsize=(label_width + columns * cell, rows * cell + (0.35 if title else 0.0)), dpi=dpi)
+    figure = Figure(figsize=(label_width + columns * cell, rows * cell + (0.35 if title else 0.0)), dpi=dpi)
     axes = figure.add_axes(
         (
             label_width / (label_width + columns * cell),
@@ -69,7 +62,6 @@ def save_grid(images, path, rows: int, row_labels=None, title: str | None = None
         figure.suptitle(title, fontsize=10, y=0.995)
     with atomic_path(path, suffix=".png") as temporary:
         figure.savefig(temporary, dpi=dpi, format="png")
-    plt.close(figure)
 
 
 class ProcessRecorder:
@@ -94,7 +86,7 @@ class ProcessRecorder:
         noise level; of many steps, `max_rows` evenly spread ones (always the first and the last)."""
         if not self.frames:
             raise ValueError("No steps recorded: pass this recorder as the sampler's callback first.")
-        steps = np.unique(np.linspace(0, len(self.frames) - 1, min(max_rows, len(self.frames))).round().astype(int))
+        steps = evenly_spaced(max_rows, len(self.frames))
         rows = np.concatenate([self.frames[step][:max_images] for step in steps])
         save_grid(rows, path, rows=len(steps), row_labels=[f"s = {self.levels[step]:.3f}" for step in steps])
 

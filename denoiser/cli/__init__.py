@@ -1,0 +1,88 @@
+"""The `denoiser` command line: `denoiser train`, `sample`, `inpaint`, `img2img`, `evaluate`, `export`, `web`...
+
+Every command is a `Command` (command.py) that keeps its help texts, its options and the code it
+runs together, in one module per family of commands: train.py, sampling.py (sample, interpolate),
+upscale.py (a picture through a super-resolution stage),
+editing.py (inpaint, img2img), evaluate.py, data.py (embed, data download, download), web.py (export, web) and
+shapes.py (pictures of the built-in data set).
+Options that several commands share (--checkpoint, --steps, --guidance, --seed, --solver...) are
+declared once, in options.py. This module builds the parser from the list of commands and runs one.
+
+Errors in what the user gave (a bad option or config value, a missing or damaged checkpoint) are
+printed as one line and exit with status 2; a training run that cannot go on (its loss became NaN, its
+run directory is in use) exits with 1; an interrupted training run exits with 130 and resumes when the
+same command is run again.
+"""
+
+# ruff: noqa: E402  (the log level below must be set before the command modules import TensorFlow)
+import os
+
+# TensorFlow's C++ log, for the command line only: level 3 keeps messages such as "failed call to
+# cuInit ... (303)" (logged as an error on every machine without a GPU) off the terminal.
+# A TF_CPP_MIN_LOG_LEVEL that the user set wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import argparse
+import sys
+
+from denoiser.cli import data, editing, evaluate, sampling, shapes, train, upscale, web
+from denoiser.cli.command import Command
+from denoiser.rundir import TrainingError
+from denoiser.serialization import CheckpointError
+
+COMMANDS: tuple[Command, ...] = (
+    train.TRAIN,
+    sampling.SAMPLE,
+    upscale.UPSCALE,
+    editing.INPAINT,
+    editing.IMG2IMG,
+    evaluate.EVALUATE,
+    data.EMBED,
+    sampling.INTERPOLATE,
+    data.DOWNLOAD,
+    data.DATA,
+    web.EXPORT,
+    web.WEB,
+    shapes.SHAPES,
+)
+
+# Mistakes in what the user gave. ValueError covers ConfigError, DataError, EncoderError, MetricError
+# and ExportError; OSError covers DownloadError and files that are missing or cannot be written.
+USER_ERRORS = (ValueError, CheckpointError, OSError)
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, `denoiser sample: error: ...`, with exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="denoiser", description="Train and sample small diffusion models.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_to(subparsers)
+    return parser
+
+
+def one_line(error: Exception) -> str:
+    """The error's message with its line breaks and runs of spaces collapsed: one line on the terminal."""
+    return " ".join(str(error).split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = next(command for command in COMMANDS if command.name == args.command)
+    try:
+        command.run(args)
+    except USER_ERRORS as error:
+        print(f"denoiser {command.name}: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except TrainingError as error:  # a run that cannot go on: a non-finite loss, a run directory in use
+        print(f"denoiser {command.name}: error: {one_line(error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. Run the same command again to {command.on_interrupt}.", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,175 @@
+"""`denoiser embed` (caption embeddings for text-to-image training), `denoiser data download` (captioned
+images from a URL list, through img2dataset) and `denoiser download` (one file from Google Drive)."""
+
+from __future__ import annotations
+
+import argparse
+
+from denoiser.cli import options
+from denoiser.cli.command import Command
+from denoiser.data.captions import caption_embeddings, read_captions
+from denoiser.data.download import download_captioned_images
+from denoiser.data.encoders import DEFAULT_ENCODER
+from denoiser.utils.download import download_file
+
+EMBED_EPILOG = """Encoders: open_clip/MODEL/PRETRAINED (default: open_clip/ViT-B-32/laion2b_s34b_b79k),
+open_clip/MODEL/none (random weights, offline) or sentence_transformers/NAME_OR_PATH.
+Without --out the embeddings go beside the captions, named by the encoder, where training finds them.
+A rerun skips finished work and continues an interrupted one.
+
+examples:
+  denoiser embed --captions data/laion64 --encoder open_clip/ViT-B-32/laion2b_s34b_b79k
+  denoiser embed --captions captions.csv --encoder sentence_transformers/all-MiniLM-L6-v2 --out minilm.npy"""
+
+DOWNLOAD_EPILOG = """examples:
+  denoiser download https://drive.google.com/file/d/FILE_ID/view --to runs/ --checksum sha256:HEX
+  denoiser download FILE_ID --to data/ --extract"""
+
+
+DATA_DOWNLOAD_EPILOG = """The URL list is a parquet, CSV or TSV table with a URL column and a caption column: LAION,
+Re-LAION, CC3M, CC12M and COYO metadata files are such tables. Images are resized with centre crop to
+--size and written in img2dataset's layout, which data.path reads. A rerun continues an interrupted
+download: finished shards are not fetched again.
+
+examples:
+  denoiser data download laion-aesthetics.parquet --out data/laion64 --where "aesthetic >= 6.5" --count 600000
+  denoiser data download cc3m.tsv --out data/cc3m64 --url-column url --caption-column caption --min-side 128
+  denoiser train --preset laion64 --set data.path=data/laion64"""
+
+
+def add_embed_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--captions",
+        required=True,
+        metavar="FILE_OR_FOLDER",
+        help="a captioned image folder, a CSV or parquet table, or a .txt file with one caption per line",
+    )
+    parser.add_argument(
+        "--encoder", default=DEFAULT_ENCODER, metavar="SPEC", help="text encoder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out", metavar="FILE.npy", help="where to write the embeddings (default: beside the captions)"
+    )
+    parser.add_argument(
+        "--tokens",
+        action="store_true",
+        help="save the token sequences (N, 77, width) for model.condition=sequence (open_clip only)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=options.positive_int,
+        default=256,
+        metavar="N",
+        help="captions per batch (default: %(default)s)",
+    )
+
+
+def run_embed(args: argparse.Namespace) -> None:
+    listing = read_captions(args.captions)
+    print(listing.summary())
+    result = caption_embeddings(listing, args.encoder, out=args.out, tokens=args.tokens, batch_size=args.batch_size)
+    state = "Already up to date" if result.reused else "Wrote"
+    print(f"{state}: {result.path} {tuple(result.array.shape)} ({args.encoder})")
+
+
+def add_download_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url_or_id", metavar="URL_OR_ID", help="a Google Drive share link or file id")
+    parser.add_argument("--to", default=".", metavar="DIR", help="the folder to download into (default: %(default)s)")
+    parser.add_argument("--checksum", metavar="ALGO:HEX", help="verify the file, e.g. sha256:... or md5:...")
+    parser.add_argument("--extract", action="store_true", help="unpack a .zip or .tar(.gz) archive into --to")
+
+
+def run_download(args: argparse.Namespace) -> None:
+    print(f"Downloaded {download_file(args.url_or_id, args.to, checksum=args.checksum, extract=args.extract)}")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    download = actions.add_parser(
+        "download",
+        help="download the captioned images of a URL list (img2dataset)",
+        description="Download the captioned images of a URL list into a training-ready folder, through img2dataset.",
+        epilog=DATA_DOWNLOAD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    download.add_argument("url_list", metavar="URL_LIST", help="a parquet, CSV or TSV table of image URLs and captions")
+    download.add_argument("--out", required=True, metavar="DIR", help="the folder to download into")
+    download.add_argument(
+        "--size", type=options.positive_int, default=64, metavar="PIXELS", help="image side (default: %(default)s)"
+    )
+    download.add_argument("--count", type=options.positive_int, metavar="N", help="download the first N rows only")
+    download.add_argument(
+        "--min-side", type=int, default=0, metavar="PIXELS", help="drop images whose shorter side is smaller"
+    )
+    download.add_argument(
+        "--where", metavar="EXPRESSION", help="keep the rows where this holds, e.g. 'aesthetic >= 6.5'"
+    )
+    download.add_argument("--url-column", metavar="NAME", help="the column of URLs (default: detected)")
+    download.add_argument("--caption-column", metavar="NAME", help="the column of captions (default: detected)")
+    download.add_argument(
+        "--threads", type=options.positive_int, default=32, metavar="N", help="download threads (default: %(default)s)"
+    )
+    download.add_argument(
+        "--processes", type=options.positive_int, default=1, metavar="N", help="processes (default: %(default)s)"
+    )
+    download.add_argument(
+        "--shard-size",
+        type=options.positive_int,
+        default=1000,
+        metavar="N",
+        help="images per shard, the unit of resume (default: %(default)s)",
+    )
+    download.add_argument(
+        "--timeout", type=options.positive_int, default=10, metavar="SECONDS", help="per image (default: %(default)s)"
+    )
+    download.add_argument(
+        "--retries", type=int, default=1, metavar="N", help="retries of a failed image (default: %(default)s)"
+    )
+
+
+def run_data(args: argparse.Namespace) -> None:
+    summary = download_captioned_images(
+        args.url_list,
+        args.out,
+        size=args.size,
+        count=args.count,
+        min_side=args.min_side,
+        where=args.where,
+        url_column=args.url_column,
+        caption_column=args.caption_column,
+        threads=args.threads,
+        processes=args.processes,
+        shard_size=args.shard_size,
+        timeout=args.timeout,
+        retries=args.retries,
+    )
+    print(summary.text())
+    print(f"Train on it: denoiser train --preset captions --set data.path={args.out}")
+
+
+EMBED = Command(
+    "embed",
+    help="embed the captions of a data set with a text encoder",
+    description="Encode captions in batches into a .npy of embeddings (one row per captioned image).",
+    epilog=EMBED_EPILOG,
+    add_arguments=add_embed_arguments,
+    run=run_embed,
+)
+
+DOWNLOAD = Command(
+    "download",
+    help="download a checkpoint or data set from Google Drive",
+    description="Download a Google Drive file with gdown; a rerun continues an interrupted download.",
+    epilog=DOWNLOAD_EPILOG,
+    add_arguments=add_download_arguments,
+    run=run_download,
+)
+
+DATA = Command(
+    "data",
+    help="get training data: `denoiser data download URL_LIST --out DIR` (captioned images from a URL list)",
+    description="Get training data. `data download`: the captioned images of a URL list, through img2dataset.",
+    add_arguments=add_data_arguments,
+    run=run_data,
+    on_interrupt="continue the download",
+)

@@ -1,0 +1,132 @@
+"""Argument types and the option groups that several `denoiser` commands share.
+
+A command declares its options by calling these functions on its parser, so an option such as
+--steps or --guidance is spelled, typed and checked in one place. The types refuse a bad value
+while the command line is read (one line, exit status 2) instead of letting it mean something else
+later: `--steps 0` is not "the default", `--guidance nan` is not a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from denoiser.solvers import SOLVERS
+from denoiser.utils.plotting import ProcessRecorder
+
+CHECKPOINT_HELP = "a .keras checkpoint, or a run directory (uses checkpoints/latest.keras)"
+SOLVER_HELP = "ddim (first order) or dpmpp_2m (second order, ~10 steps suffice) (default: %(default)s)"
+ENCODER_HELP = "the text encoder, only for a checkpoint without its run's config.yaml beside it"
+
+
+# ================================================================================== argument types
+def positive_int(text: str) -> int:
+    """A whole number of at least 1: a count of steps, images, epochs..."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """A real number; nan and inf are refused, as no scale or strength can be infinite."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+# ================================================================================== option groups
+def add_config_overrides(parser: argparse.ArgumentParser) -> None:
+    """--set KEY=VALUE (repeatable): any config key, read by `denoiser.config.parse_override`, into `overrides`."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override any config key, e.g. --set model.base_width=32 (repeatable)",
+    )
+
+
+def add_checkpoint(parser: argparse.ArgumentParser, help_text: str = CHECKPOINT_HELP) -> None:
+    """--checkpoint: the model to use."""
+    parser.add_argument("--checkpoint", required=True, metavar="PATH_OR_RUN_DIR", help=help_text)
+
+
+def add_labels(parser: argparse.ArgumentParser) -> None:
+    """--label (repeatable): the classes to draw, one row each."""
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="ID_OR_NAME",
+        help="class id (1..num_classes, 0 = none) or class name; repeatable (default: every class)",
+    )
+
+
+def add_count(parser: argparse.ArgumentParser, default: int, help_text: str) -> None:
+    """--num: how many images to make (per label, or in all: `help_text` says which)."""
+    parser.add_argument(
+        "--num", type=positive_int, default=default, metavar="N", help=f"{help_text} (default: %(default)s)"
+    )
+
+
+def add_steps_and_guidance(
+    parser: argparse.ArgumentParser,
+    steps_help: str = "sampling steps (default: the run's sample.steps)",
+    guidance_help: str = "guidance scale (default: the run's sample.guidance)",
+) -> None:
+    """--steps and --guidance; left out, they are the run's own sample.steps and sample.guidance."""
+    parser.add_argument("--steps", type=positive_int, metavar="N", help=steps_help)
+    parser.add_argument("--guidance", type=finite_float, metavar="G", help=guidance_help)
+
+
+def add_sampling(parser: argparse.ArgumentParser, seed_help: str = "noise seed") -> None:
+    """--steps, --guidance and --seed: how to sample."""
+    add_steps_and_guidance(parser)
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help=f"{seed_help} (default: %(default)s)")
+
+
+def add_solver(parser: argparse.ArgumentParser, help_text: str = SOLVER_HELP) -> None:
+    """--solver: the step rule of the sampler."""
+    parser.add_argument("--solver", default="ddim", choices=list(SOLVERS), help=help_text)
+
+
+def add_process_pictures(parser: argparse.ArgumentParser) -> None:
+    """--strip and --gif: pictures of the predictions x0_hat step by step."""
+    parser.add_argument("--strip", metavar="FILE.png", help="also save the prediction x0_hat of every step, a row each")
+    parser.add_argument("--gif", metavar="FILE.gif", help="also save an animated GIF of the predictions x0_hat")
+
+
+def process_recorder(args: argparse.Namespace) -> ProcessRecorder | None:
+    """A sampler callback that records the predictions, where --strip or --gif asks for them."""
+    return ProcessRecorder() if args.strip or args.gif else None
+
+
+def save_process_pictures(process: ProcessRecorder | None, args: argparse.Namespace, rows: int) -> None:
+    """Write the --strip and --gif pictures of the recorded predictions, where asked for."""
+    if args.strip:
+        process.save_strip(args.strip)
+        print(f"Wrote {args.strip}")
+    if args.gif:
+        process.save_gif(args.gif, rows=rows)
+        print(f"Wrote {args.gif}")
+
+
+def add_encoder(parser: argparse.ArgumentParser, help_text: str = ENCODER_HELP) -> None:
+    """--encoder: the text encoder, for a checkpoint whose run (and so its encoder) is not beside it."""
+    parser.add_argument("--encoder", metavar="SPEC", help=help_text)
+
+
+def add_image_output(parser: argparse.ArgumentParser, what: str, npz_help: str | None = None) -> None:
+    """--out FILE.png, and --npz where the command can also save its images as an array."""
+    parser.add_argument("--out", required=True, metavar="FILE.png", help=f"where to write {what}")
+    if npz_help:
+        parser.add_argument("--npz", metavar="FILE", help=npz_help)

@@ -1,0 +1,36 @@
+"""`denoiser shapes`: pictures of the built-in shapes data set, a preview or one input image."""
+
+from __future__ import annotations
+
+import argparse
+
+from denoiser.cli.command import Command
+from denoiser.data.shapes import CLASS_NAMES, save_example, save_preview
+
+SHAPES_EPILOG = """examples:
+  denoiser shapes --out preview.png                      # one row of examples per class
+  denoiser shapes --one "yellow cross" --out shape.png   # one 24x24 image, e.g. to inpaint or redraw"""
+
+
+def add_shapes_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--one", metavar="CLASS", choices=CLASS_NAMES, help=f"one image of: {', '.join(CLASS_NAMES)}")
+    parser.add_argument("--size", type=int, metavar="N", help="image size in pixels (default: 24 with --one, else 32)")
+    parser.add_argument("--out", required=True, metavar="FILE.png", help="where to write the picture")
+
+
+def run_shapes(args: argparse.Namespace) -> None:
+    if args.one:
+        save_example(args.out, args.one, size=args.size or 24)
+    else:
+        save_preview(args.out, size=args.size or 32)
+    print(f"Wrote {args.out}")
+
+
+SHAPES = Command(
+    "shapes",
+    help="draw the built-in shapes data set: a preview, or one image",
+    description="Draw the built-in shapes data set: one row of examples per class, or one image of a class.",
+    epilog=SHAPES_EPILOG,
+    add_arguments=add_shapes_arguments,
+    run=run_shapes,
+)

@@ -1,0 +1,241 @@
+"""Runs that survive anything: NaN stops, mid-epoch resume, kills at any moment, locks, changed settings."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+
+import helpers
+import keras
+import numpy as np
+import pytest
+
+from denoiser import train
+from denoiser.config import ConfigError
+from denoiser.data.dataset import Dataset
+from denoiser.data.pipeline import training_pipeline
+from denoiser.rundir import RunDirectory, TrainingError, read_log
+from denoiser.serialization import CheckpointError, load_model
+
+# 3 steps an epoch, a backup every 2 steps.
+RUN_SETS = ["data.num_images=64", "train.batch_size=16", "train.steps_per_epoch=3", "train.warmup_steps=2"]
+
+
+def tiny_config(*extra):
+    return helpers.tiny_config(*RUN_SETS, "train.backup_every=2", *extra)
+
+
+class StopAfterStep(keras.callbacks.Callback):
+    """Interrupt training (like Ctrl-C) once the optimizer has taken `step` steps."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == self.step:
+            raise KeyboardInterrupt
+
+
+def assert_finite(path):
+    model = load_model(path, compile=True)
+    for variable in [*model.weights, *model.optimizer.variables]:
+        assert np.isfinite(keras.ops.convert_to_numpy(variable.value)).all(), (path, variable.path)
+
+
+def saved_files(run):
+    folders = [run.checkpoints, run.backups]
+    return [os.path.join(f, name) for f in folders if os.path.isdir(f) for name in os.listdir(f)]
+
+
+def test_pipeline_started_at_a_step_gives_the_same_batches():
+    """Step k of a run is a pure function of (seed, k): starting there replays nothing and changes nothing."""
+    rng = np.random.default_rng(0)
+    dataset = Dataset(rng.integers(0, 255, (40, 4, 4, 1), dtype=np.uint8), rng.integers(1, 4, 40))
+    whole = [np.asarray(x[0][0]) for x in training_pipeline(dataset, 16, seed=3).take(7)]
+    resumed = [np.asarray(x[0][0]) for x in training_pipeline(dataset, 16, seed=3, start_step=5).take(2)]
+    np.testing.assert_array_equal(resumed[0], whole[5])  # pass 2 (2 steps a pass), crossing into pass 3
+    np.testing.assert_array_equal(resumed[1], whole[6])
+
+
+def test_nan_loss_stops_at_once_and_saves_nothing_non_finite(tmp_path):
+    class PoisonAtStep(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if int(self.model.optimizer.iterations.numpy()) == 4:  # the 5th step: epoch 2, step 2
+                weight = self.model.trainable_weights[0]
+                weight.assign(np.full(weight.shape, np.nan, weight.dtype))
+
+    run = RunDirectory(tmp_path)
+    with pytest.raises(TrainingError, match=r"^The loss became nan at epoch 2, step 2;"):
+        train(tiny_config("train.epochs=3", "train.backup_every=1"), run.path, callbacks=[PoisonAtStep()], verbose=0)
+    assert run.finished_epochs() == [1]
+    assert run.backup_steps() == [4]
+    for path in saved_files(run):
+        assert_finite(path)
+    assert not os.path.exists(run.lock_path)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """A finished 2-epoch run and its final weights."""
+    path = tmp_path_factory.mktemp("uninterrupted")
+    model = train(tiny_config("train.epochs=2"), path, verbose=0)
+    return RunDirectory(path), [keras.ops.convert_to_numpy(w) for w in model.weights]
+
+
+def test_resume_inside_an_epoch_continues_as_if_never_interrupted(tmp_path, uninterrupted, capsys):
+    _, expected = uninterrupted
+    run = RunDirectory(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config("train.epochs=2"), run.path, callbacks=[StopAfterStep(5)], verbose=0)
+    assert run.finished_epochs() == [1] and run.backup_steps() == [4]  # step 5 lost: less than backup_every
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with open(run.lock_path, "w") as handle:  # a lock left by a killed trainer is taken over
+        handle.write(f'{{"pid": {int(dead.stdout)}, "host": "{socket.gethostname()}"}}')
+    model = train(tiny_config("train.epochs=2"), run.path, verbose=0)
+    out = capsys.readouterr().out
+    assert "Taking over" in out and f"Resuming {run.path} at epoch 2, step 2 from" in out
+    assert model.optimizer.iterations.numpy() == 6
+    for weight, reference in zip(model.weights, expected):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(weight), reference, rtol=1e-5, atol=1e-6)
+    assert run.backup_steps() == [] and run.finished_epochs() == [1, 2]
+    assert [row["epoch"] for row in read_log(run.log_path)] == ["1", "2"]
+
+
+def test_a_second_trainer_is_refused_naming_the_holder(tmp_path):
+    run = RunDirectory(tmp_path)
+    with run.lock():
+        with pytest.raises(TrainingError, match=rf"in use by process {os.getpid()} on {socket.gethostname()};"):
+            train(tiny_config(), run.path, verbose=0)
+    assert not os.path.exists(run.lock_path)
+
+
+def test_a_trial_run_does_not_count_as_epochs_of_a_longer_one(uninterrupted, tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    shutil.copytree(uninterrupted[0].path, run.path)
+    with pytest.raises(ConfigError, match=r"train\.steps_per_epoch: 3 -> 50\. Use a new --run-dir"):
+        train(tiny_config("train.epochs=2", "train.steps_per_epoch=50"), run.path, verbose=0)
+    with pytest.raises(ConfigError, match=r"train\.seed: 0 -> 1"):
+        train(tiny_config("train.epochs=2", "train.seed=1"), run.path, verbose=0)
+
+
+def test_damaged_newest_checkpoint_falls_back_and_a_changed_learning_rate_is_applied(uninterrupted, tmp_path, capsys):
+    run = RunDirectory(tmp_path / "run")
+    shutil.copytree(uninterrupted[0].path, run.path)
+    with open(run.checkpoint(2), "r+b") as handle:
+        handle.seek(200)
+        handle.write(b"\0" * 2000)  # damaged inside, still a zip archive by its directory
+    os.remove(run.sample_grid(1))
+    train(tiny_config("train.epochs=2", "train.learning_rate=0.0005"), run.path, verbose=0)
+    out = capsys.readouterr().out
+    assert f"{run.checkpoint(2)} is damaged" in out and "falling back" in out
+    assert "Applying the changed settings: train.learning_rate: 0.001 -> 0.0005" in out
+    assert "Drawing the missing sample grid of epoch 1" in out
+    assert os.path.exists(run.checkpoint(2) + ".damaged") and os.path.exists(run.sample_grid(1))
+    assert [row["learning_rate"] for row in read_log(run.log_path)] == ["0.001", "0.0005"]
+    load_model(run.checkpoint(2)), load_model(run.latest)
+
+
+def test_damaged_checkpoint_message_is_one_short_line(tmp_path):
+    path = tmp_path / "model.keras"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError) as error:
+        load_model(path)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 300
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import keras
+    import denoiser.callbacks
+    from denoiser import train
+    sys.path.insert(0, {tests!r})
+    import helpers
+
+    run_dir, kill_at = sys.argv[1], sys.argv[2]
+    what, _, count = kill_at.partition(":")
+    calls = {{"save": 0, "commit": 0, "grid": 0}}
+
+    def die():
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def counted(name):
+        calls[name] += 1
+        return what == name and calls[name] == int(count)
+
+    save = keras.Model.save
+    def save_then_die_halfway(self, path, *args, **kwargs):  # killed while the checkpoint file is written
+        save(self, path, *args, **kwargs)
+        if "checkpoints" in str(path) and counted("save"):
+            os.truncate(path, os.path.getsize(path) // 2)
+            die()
+    keras.Model.save = save_then_die_halfway
+
+    commit_files = denoiser.callbacks.commit_files
+    def die_after_commit(*args, **kwargs):  # killed right after the checkpoint's rename
+        if counted("commit"):
+            die()
+        commit_files(*args, **kwargs)
+    denoiser.callbacks.commit_files = die_after_commit
+
+    save_grid = denoiser.callbacks.save_grid
+    def die_drawing(images, path, *args, **kwargs):  # killed while the grid is written
+        if counted("grid"):
+            with open(os.path.join(os.path.dirname(path), ".tmp-half.png"), "wb") as handle:
+                handle.write(b"half a png")
+            die()
+        save_grid(images, path, *args, **kwargs)
+    denoiser.callbacks.save_grid = die_drawing
+
+    class DieAtStep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if what == "step" and int(self.model.optimizer.iterations.numpy()) == int(count):
+                die()
+
+    sets = {sets!r}
+    train(helpers.tiny_config(*sets), run_dir, callbacks=[DieAtStep()], verbose=0)
+    """
+)
+
+
+def run_until_killed(run_dir, kill_at, sets):
+    script = KILL_SCRIPT.format(tests=os.path.dirname(__file__), sets=sets)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(run_dir), kill_at], capture_output=True, text=True, env=env, timeout=300
+    )
+    return done.returncode, done.stdout
+
+
+def test_killed_at_any_moment_a_rerun_leaves_a_whole_run(tmp_path):
+    """SIGKILL mid-epoch, while writing a checkpoint, right after committing one and while drawing a grid."""
+    sets = [*RUN_SETS, "train.backup_every=2", "train.epochs=3"]
+    run = RunDirectory(tmp_path)
+    code, out = run_until_killed(run.path, "step:5", sets)  # backup at step 4: one step lost
+    assert code == -9 and run.backup_steps() == [4]
+    code, out = run_until_killed(run.path, "save:1", sets)  # epoch 2's checkpoint, half written
+    assert code == -9 and "at epoch 2, step 2 from" in out
+    assert run.finished_epochs() == [1] and any(name.startswith(".tmp-") for name in os.listdir(run.checkpoints))
+    code, out = run_until_killed(run.path, "commit:1", sets)  # epoch 2 committed, log row and latest not yet
+    assert code == -9 and "Removed" in out and run.finished_epochs() == [1, 2]
+    assert [row["epoch"] for row in read_log(run.log_path)] == ["1"]
+    code, out = run_until_killed(run.path, "grid:2", sets)  # epoch 2's grid redrawn, killed drawing epoch 3's
+    assert (
+        code == -9 and "Finishing the commit of epoch 2" in out and "Drawing the missing sample grid of epoch 2" in out
+    )
+    code, out = run_until_killed(run.path, "none", sets)
+    assert code == 0, out
+
+    assert run.finished_epochs() == [1, 2, 3] and run.backup_steps() == []
+    for name in os.listdir(run.checkpoints):
+        load_model(os.path.join(run.checkpoints, name))
+    leftovers = [name for f in (run.path, run.checkpoints, run.samples) for name in os.listdir(f) if ".tmp-" in name]
+    assert leftovers == []
+    assert [row["epoch"] for row in read_log(run.log_path)] == ["1", "2", "3"]
+    assert sorted(os.listdir(run.samples)) == ["epoch-0001.png", "epoch-0002.png", "epoch-0003.png"]
+    assert not os.path.exists(run.lock_path)
