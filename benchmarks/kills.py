@@ -20,6 +20,8 @@ import sys
 import time
 import zipfile
 
+from common import save
+
 # A few-thousand-parameter U-Net on 128 shapes, 10 steps an epoch, a backup every 4 steps.
 TINY = (
     "model.base_width=8 model.width_multipliers=[1,2] model.blocks_per_level=1 model.self_attention=[false,true] "
@@ -111,8 +113,9 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", default="/tmp/denoiser-kills")
-    parser.add_argument("--epochs", type=int, default=100, help="more than the kills leave time for")
+    parser.add_argument("--epochs", type=int, default=10_000, help="more than the kills leave time for")
     parser.add_argument("--max-delay", type=float, default=10.0, help="seconds after the round's first step")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "kills.json"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -149,7 +152,9 @@ def main() -> None:
     counts["kills_while_writing_a_file"] = killed_while_writing
     counts["lost_steps_per_rerun"] = lost
     counts["max_lost_steps"] = max(lost, default=0)
+    counts["backup_every"] = 4
     print(counts)
+    save(args.out, counts)
 
 
 if __name__ == "__main__":

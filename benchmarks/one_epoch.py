@@ -21,6 +21,7 @@ from common import save
 from flops import step_flops
 
 from denoiser import build_unet, resolve_config, train
+from denoiser.cli import options
 from denoiser.config import parse_override
 from denoiser.evaluation.evaluator import evaluate, summary_lines
 from denoiser.rundir import read_log
@@ -38,14 +39,7 @@ def training_flops_per_image(config) -> tuple[float, int]:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="fashion_mnist")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="overrides",
-        help="override a config key, as in `denoiser train --set` (repeatable)",
-    )
+    options.add_config_overrides(parser)
     parser.add_argument("--run-dir", default=os.path.join("runs", "bench-one-epoch"))
     parser.add_argument("--num", type=int, default=500, help="samples to score, classes in turn (default: %(default)s)")
     parser.add_argument("--steps", type=int, help="sampling steps (default: the preset's)")

@@ -26,6 +26,14 @@ Importing the package registers its Keras layers and optimizer, so plain
 `keras.saving.load_model(path, safe_mode=True)` loads a denoiser checkpoint too.
 """
 
+# ruff: noqa: E402  (the log level below must be set before the modules import TensorFlow)
+import os
+
+# TensorFlow's C++ log: level 3 keeps lines such as "failed call to cuInit ... (303)", logged as an error on
+# every machine without a GPU, off the terminal; Python errors are unaffected. A TF_CPP_MIN_LOG_LEVEL you set
+# (0 shows everything) wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 from denoiser.cascade import Cascade, upscale
 from denoiser.config import ConfigError, ModelConfig, RunConfig
 from denoiser.data.captions import load_array_dataset, load_captioned_dataset, read_captions

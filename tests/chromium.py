@@ -42,9 +42,12 @@ def missing_pieces() -> list[str]:
 
 
 def serve_in_background(model_dir, web_dir: str | None = None):
-    """`make_server` on a free port, serving from a daemon thread; call `.shutdown()` when done."""
+    """`make_server` on a free port, serving from a daemon thread; call `.shutdown()` when done.
+
+    The thread checks for shutdown every 0.05 s (serve_forever's default, 0.5 s, is each test's wait).
+    """
     server = make_server(model_dir, port=0, web_dir=web_dir)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
 
 

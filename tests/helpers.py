@@ -51,6 +51,21 @@ def tiny_train_args(run_dir, *extra_sets: str, epochs: int = 1, steps_per_epoch:
     return args
 
 
+def command_line(command: str, *words, **options) -> list[str]:
+    """`denoiser` arguments from keywords, in order: a list repeats its option, a trailing _ is dropped.
+
+    command_line("sample", checkpoint=run, label=[2, "red circle"], steps=2) gives
+    ["sample", "--checkpoint", run, "--label", "2", "--label", "red circle", "--steps", "2"];
+    mask_box= is --mask-box, from_= is --from. `words` go right after the command, as they are.
+    """
+    args = [command, *map(str, words)]
+    for name, value in options.items():
+        flag = "--" + name.rstrip("_").replace("_", "-")
+        for item in value if isinstance(value, list) else [value]:
+            args += [flag, str(item)]
+    return args
+
+
 def tiny(**changes) -> ModelConfig:
     """A few-thousand-parameter U-Net on 8x8 images with attention at the bottleneck."""
     values = dict(

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import tiny_train_args
+from helpers import command_line, tiny_train_args
 from PIL import Image
 
 from denoiser.cli import main
@@ -35,23 +35,7 @@ def test_train_writes_a_run_directory(trained_run):
 def test_sample_writes_png_and_npz_of_requested_size(trained_run, tmp_path):
     out, npz = tmp_path / "grid.png", tmp_path / "grid.npz"
     code = main(
-        [
-            "sample",
-            "--checkpoint",
-            str(trained_run),
-            "--label",
-            "2",
-            "--label",
-            "red circle",
-            "--num",
-            "3",
-            "--steps",
-            "2",
-            "--out",
-            str(out),
-            "--npz",
-            str(npz),
-        ]
+        command_line("sample", checkpoint=trained_run, label=[2, "red circle"], num=3, steps=2, out=out, npz=npz)
     )
     assert code == 0
     assert Image.open(out).size[0] > 0

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from helpers import linear_network, randomize_weights, tiny
+from helpers import command_line, linear_network, randomize_weights, tiny
 from PIL import Image
 
 from denoiser import Sampler, build_unet
@@ -184,40 +184,18 @@ def cli_files(class_model, tmp_path_factory):
     return folder
 
 
+def edit_command(command, cli_files, *words, **options):
+    """`denoiser inpaint|img2img` arguments for the tiny model and 8x8 picture of `cli_files`, at 2 steps."""
+    model, image = cli_files / "model.keras", cli_files / "image.png"
+    return command_line(command, *words, checkpoint=model, image=image, steps=2, **options)
+
+
 def test_inpaint_and_img2img_commands_write_their_pictures(cli_files, tmp_path):
-    common = [
-        "--checkpoint",
-        str(cli_files / "model.keras"),
-        "--image",
-        str(cli_files / "image.png"),
-        "--steps",
-        "2",
-        "--num",
-        "2",
-        "--label",
-        "1",
-    ]
-    assert (
-        main(
-            [
-                "inpaint",
-                *common,
-                "--mask-box",
-                "0,0,4,8",
-                "--solver",
-                "dpmpp_2m",
-                "--out",
-                str(tmp_path / "a.png"),
-                "--gif",
-                str(tmp_path / "a.gif"),
-                "--strip",
-                str(tmp_path / "a-strip.png"),
-            ]
-        )
-        == 0
-    )
-    assert main(["inpaint", *common, "--grow", "3", "--side", "bottom", "--out", str(tmp_path / "b.png")]) == 0
-    assert main(["img2img", *common, "--strength", "0.4", "--out", str(tmp_path / "c.png")]) == 0
+    common = dict(num=2, label=1)
+    pictures = dict(out=tmp_path / "a.png", gif=tmp_path / "a.gif", strip=tmp_path / "a-strip.png")
+    assert main(edit_command("inpaint", cli_files, mask_box="0,0,4,8", solver="dpmpp_2m", **common, **pictures)) == 0
+    assert main(edit_command("inpaint", cli_files, grow=3, side="bottom", **common, out=tmp_path / "b.png")) == 0
+    assert main(edit_command("img2img", cli_files, strength=0.4, **common, out=tmp_path / "c.png")) == 0
     for name in ("a.png", "a.gif", "a-strip.png", "b.png", "c.png"):
         assert (tmp_path / name).stat().st_size > 0, name
 
@@ -232,20 +210,7 @@ def test_inpaint_and_img2img_commands_write_their_pictures(cli_files, tmp_path):
 )
 def test_editing_mistakes_are_one_clear_line(cli_files, tmp_path, capsys, extra, message):
     command, *options = extra
-    code = main(
-        [
-            command,
-            "--checkpoint",
-            str(cli_files / "model.keras"),
-            "--image",
-            str(cli_files / "image.png"),
-            "--steps",
-            "2",
-            *options,
-            "--out",
-            str(tmp_path / "x.png"),
-        ]
-    )
+    code = main(edit_command(command, cli_files, *options, out=tmp_path / "x.png"))
     error = capsys.readouterr().err.strip()
     assert code == 2 and message in error and len(error.splitlines()) == 1, error
 

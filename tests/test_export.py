@@ -9,7 +9,7 @@ import pytest
 from helpers import make_tiny_run
 
 from denoiser.cli import main
-from denoiser.deploy.onnx import ExportError, example_inputs, export_cascade, export_onnx, parity, write_onnx
+from denoiser.deploy.onnx import ExportError, example_inputs, export_onnx, parity, write_onnx
 from denoiser.generation import load_sampler
 from denoiser.model import describe_inputs
 
@@ -154,5 +154,5 @@ def test_cascade_stages_conditioned_differently_are_refused(cascade_runs, tmp_pa
     base, _ = cascade_runs
     text_sr = make_tiny_run(tmp_path / "sr", condition="vector", low_resolution=8)
     with pytest.raises(ExportError, match="Stage 1 .* vector embeddings by open_clip/ViT-B-32/none but stage 0 on 8"):
-        export_cascade(base, [text_sr], tmp_path / "out")
+        export_onnx(base, tmp_path / "out", upscales=[text_sr])
     assert not (tmp_path / "out").exists()

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 
+import denoiser.callbacks
 from denoiser import train
 from denoiser.config import ConfigError
 from denoiser.data.dataset import Dataset
@@ -158,7 +159,7 @@ KILL_SCRIPT = textwrap.dedent(
 
     run_dir, kill_at = sys.argv[1], sys.argv[2]
     what, _, count = kill_at.partition(":")
-    calls = {{"save": 0, "commit": 0, "grid": 0}}
+    calls = {{"save": 0, "grid": 0}}
 
     def die():
         sys.stdout.flush()
@@ -175,13 +176,6 @@ KILL_SCRIPT = textwrap.dedent(
             os.truncate(path, os.path.getsize(path) // 2)
             die()
     keras.Model.save = save_then_die_halfway
-
-    commit_files = denoiser.callbacks.commit_files
-    def die_after_commit(*args, **kwargs):  # killed right after the checkpoint's rename
-        if counted("commit"):
-            die()
-        commit_files(*args, **kwargs)
-    denoiser.callbacks.commit_files = die_after_commit
 
     save_grid = denoiser.callbacks.save_grid
     def die_drawing(images, path, *args, **kwargs):  # killed while the grid is written
@@ -212,8 +206,12 @@ def run_until_killed(run_dir, kill_at, sets):
     return done.returncode, done.stdout
 
 
-def test_killed_at_any_moment_a_rerun_leaves_a_whole_run(tmp_path):
-    """SIGKILL mid-epoch, while writing a checkpoint, right after committing one and while drawing a grid."""
+def test_killed_at_any_moment_a_rerun_leaves_a_whole_run(tmp_path, monkeypatch, capsys):
+    """SIGKILL mid-epoch, while writing a checkpoint and while drawing a grid; stopped right after a commit.
+
+    The kills run in their own processes (nothing of the trainer's clean-up runs); the stop right after
+    committing a checkpoint leaves the same files behind, so it, and the final rerun, run in this process.
+    """
     sets = [*RUN_SETS, "train.backup_every=2", "train.epochs=3"]
     run = RunDirectory(tmp_path)
     code, out = run_until_killed(run.path, "step:5", sets)  # backup at step 4: one step lost
@@ -221,15 +219,20 @@ def test_killed_at_any_moment_a_rerun_leaves_a_whole_run(tmp_path):
     code, out = run_until_killed(run.path, "save:1", sets)  # epoch 2's checkpoint, half written
     assert code == -9 and "at epoch 2, step 2 from" in out
     assert run.finished_epochs() == [1] and any(name.startswith(".tmp-") for name in os.listdir(run.checkpoints))
-    code, out = run_until_killed(run.path, "commit:1", sets)  # epoch 2 committed, log row and latest not yet
-    assert code == -9 and "Removed" in out and run.finished_epochs() == [1, 2]
+
+    def stop_after_commit(*args, **kwargs):  # epoch 2 committed, log row and latest not yet
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(denoiser.callbacks, "commit_files", stop_after_commit)
+        train(helpers.tiny_config(*sets), run.path, verbose=0)
+    assert "Removed" in capsys.readouterr().out and run.finished_epochs() == [1, 2]
     assert [row["epoch"] for row in read_log(run.log_path)] == ["1"]
     code, out = run_until_killed(run.path, "grid:2", sets)  # epoch 2's grid redrawn, killed drawing epoch 3's
     assert (
         code == -9 and "Finishing the commit of epoch 2" in out and "Drawing the missing sample grid of epoch 2" in out
     )
-    code, out = run_until_killed(run.path, "none", sets)
-    assert code == 0, out
+    train(helpers.tiny_config(*sets), run.path, verbose=0)
 
     assert run.finished_epochs() == [1, 2, 3] and run.backup_steps() == []
     for name in os.listdir(run.checkpoints):

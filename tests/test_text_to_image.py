@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 import yaml
-from helpers import QUICK_SAMPLE_SETS, TINY_MODEL_SETS, write_captioned_folder
+from helpers import QUICK_SAMPLE_SETS, TINY_MODEL_SETS, command_line, write_captioned_folder
 from PIL import Image
 
 from denoiser import build_unet, generate, interpolate, resolve_config, train
@@ -93,25 +93,7 @@ def test_training_reports_the_skipped_files(trained):
 def test_sample_from_prompts(trained, tmp_path):
     out, npz = tmp_path / "prompts.png", tmp_path / "prompts.npz"
     assert (
-        main(
-            [
-                "sample",
-                "--checkpoint",
-                trained["run"],
-                "--prompt",
-                RED,
-                "--prompt",
-                BLUE,
-                "--num",
-                "2",
-                "--steps",
-                "2",
-                "--out",
-                str(out),
-                "--npz",
-                str(npz),
-            ]
-        )
+        main(command_line("sample", checkpoint=trained["run"], prompt=[RED, BLUE], num=2, steps=2, out=out, npz=npz))
         == 0
     )
     assert Image.open(out).size[0] > 0
@@ -128,30 +110,8 @@ def to_uint8(images):
 
 def test_interpolate_between_prompts_keeps_the_noise(trained, tmp_path):
     out, npz = tmp_path / "strip.png", tmp_path / "strip.npz"
-    assert (
-        main(
-            [
-                "interpolate",
-                "--checkpoint",
-                trained["run"],
-                "--from",
-                RED,
-                "--to",
-                BLUE,
-                "--frames",
-                "4",
-                "--seed",
-                "3",
-                "--steps",
-                "2",
-                "--out",
-                str(out),
-                "--npz",
-                str(npz),
-            ]
-        )
-        == 0
-    )
+    settings = dict(from_=RED, to=BLUE, frames=4, seed=3, steps=2, out=out, npz=npz)
+    assert main(command_line("interpolate", checkpoint=trained["run"], **settings)) == 0
     assert Image.open(out).size[0] > Image.open(out).size[1]  # one row
     strip = np.load(npz)["images"].astype(int)
     assert strip.shape == (4, 16, 16, 3)

@@ -1,6 +1,7 @@
 """Training runs: run directory contents, resume after an interruption, extension, refusals, EMA."""
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -63,24 +64,39 @@ def test_interrupted_run_resumes_after_last_finished_epoch(tmp_path):
     assert run.finished_epochs() == [1, 2, 3]
 
 
-def test_more_epochs_extend_a_finished_run(tmp_path):
-    train(tiny_config("train.epochs=1"), tmp_path, verbose=0)
-    model = train(tiny_config("train.epochs=2"), tmp_path, verbose=0)
-    assert RunDirectory(tmp_path).finished_epochs() == [1, 2]
+# Weights that move fast and a short average, so the averaged weights differ clearly from the last ones.
+FAST_AVERAGE_SETS = ["train.ema_decay=0.9", "train.learning_rate=0.01"]
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(tmp_path_factory):
+    """A finished one-epoch run (FAST_AVERAGE_SETS), trained once; the tests that write to it take a copy."""
+    path = tmp_path_factory.mktemp("one-epoch") / "run"
+    train(tiny_config("train.epochs=1", *FAST_AVERAGE_SETS), path, verbose=0)
+    return path
+
+
+def copy_of(run, tmp_path):
+    return shutil.copytree(run, tmp_path / "run")
+
+
+def test_more_epochs_extend_a_finished_run(one_epoch_run, tmp_path):
+    run = copy_of(one_epoch_run, tmp_path)
+    model = train(tiny_config("train.epochs=2", *FAST_AVERAGE_SETS), run, verbose=0)
+    assert RunDirectory(run).finished_epochs() == [1, 2]
     assert model.optimizer.iterations.numpy() == 6
 
 
-def test_a_different_model_in_the_same_run_dir_is_refused(tmp_path):
-    train(tiny_config("train.epochs=1"), tmp_path, verbose=0)
+def test_a_different_model_in_the_same_run_dir_is_refused(one_epoch_run, tmp_path):
+    run = copy_of(one_epoch_run, tmp_path)
     with pytest.raises(ConfigError, match=r"model\.base_width: 8 -> 16"):
-        train(tiny_config("train.epochs=2", "model.base_width=16"), tmp_path, verbose=0)
-    assert RunDirectory(tmp_path).finished_epochs() == [1]  # nothing was touched
+        train(tiny_config("train.epochs=2", "model.base_width=16", *FAST_AVERAGE_SETS), run, verbose=0)
+    assert RunDirectory(run).finished_epochs() == [1]  # nothing was touched
 
 
-def test_checkpoint_holds_averaged_weights_for_sampling(tmp_path):
+def test_checkpoint_holds_averaged_weights_for_sampling(one_epoch_run):
     """The sampling model (ema=True) holds the optimizer's averages, which are not the last weights."""
-    train(tiny_config("train.epochs=1", "train.ema_decay=0.9", "train.learning_rate=0.01"), tmp_path, verbose=0)
-    path = RunDirectory(tmp_path).latest
+    path = RunDirectory(one_epoch_run).latest
     raw = load_model(path, compile=True)  # the last weights, and the optimizer with its averages
     averages = ema_variables(raw)
     assert len(averages) == len(raw.trainable_variables)

@@ -21,7 +21,7 @@ from chromium import serve_in_background as serve
 from helpers import make_tiny_run
 
 from denoiser.cascade import Cascade
-from denoiser.deploy.onnx import export_cascade, export_onnx
+from denoiser.deploy.onnx import export_onnx
 from denoiser.deploy.server import make_server, page_url
 from denoiser.generation import load_sampler
 
@@ -40,11 +40,18 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def class_page(browser, tmp_path_factory):
+def class_export(tmp_path_factory):
+    """A tiny class-conditioned run with random weights, and its export folder."""
     root = tmp_path_factory.mktemp("web")
     run = make_tiny_run(root / "run", condition="class", seed=5)
     export_onnx(run, root / "exported")
-    server = serve(root / "exported")
+    return run, root / "exported"
+
+
+@pytest.fixture(scope="module")
+def class_page(browser, class_export):
+    run, exported = class_export
+    server = serve(exported)
     browser.get(page_url(server))
     yield browser, run
     server.shutdown()
@@ -108,11 +115,13 @@ def test_the_page_samples_a_text_model_from_its_exported_prompts(browser, tmp_pa
         server.shutdown()
 
 
-def test_screenshot(browser, tmp_path):
+def test_screenshot(browser, class_export, tmp_path):
     """The page after generating an image; DENOISER_SCREENSHOT saves it (the README's picture)."""
-    run = os.environ.get("DENOISER_WEB_CHECKPOINT") or make_tiny_run(tmp_path / "run", seed=1)
-    export_onnx(run, tmp_path / "exported")
-    server = serve(tmp_path / "exported")
+    exported = class_export[1]
+    if os.environ.get("DENOISER_WEB_CHECKPOINT"):
+        exported = tmp_path / "exported"
+        export_onnx(os.environ["DENOISER_WEB_CHECKPOINT"], exported)
+    server = serve(exported)
     try:
         browser.get(page_url(server))
         call_page(browser, "await app.generate({seed: 3, choice: 4, steps: 20, solver: 'ddim'}); return true;")
@@ -131,7 +140,7 @@ def cascade_page(browser, tmp_path_factory):
     root = tmp_path_factory.mktemp("cascade")
     base = make_tiny_run(root / "base", image_size=8, seed=6)
     upscaler = make_tiny_run(root / "sr", low_resolution=8, seed=7)
-    export_cascade(base, [upscaler], root / "exported")
+    export_onnx(base, root / "exported", upscales=[upscaler])
     server = serve(root / "exported")
     browser.get(page_url(server))
     yield browser, base, upscaler, server

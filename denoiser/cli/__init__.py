@@ -14,14 +14,6 @@ run directory is in use) exits with 1; an interrupted training run exits with 13
 same command is run again.
 """
 
-# ruff: noqa: E402  (the log level below must be set before the command modules import TensorFlow)
-import os
-
-# TensorFlow's C++ log, for the command line only: level 3 keeps messages such as "failed call to
-# cuInit ... (303)" (logged as an error on every machine without a GPU) off the terminal.
-# A TF_CPP_MIN_LOG_LEVEL that the user set wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 import argparse
 import sys
 

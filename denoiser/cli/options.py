@@ -71,6 +71,16 @@ def add_labels(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_prompts(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """--prompt (repeatable): prompts for a text-to-image model."""
+    parser.add_argument("--prompt", action="append", default=[], metavar="TEXT", help=help_text)
+
+
+def add_upscale_stages(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """--upscale (repeatable): super-resolution stages after the checkpoint, in the order they run (a cascade)."""
+    parser.add_argument("--upscale", action="append", default=[], metavar="SR_RUN", help=help_text)
+
+
 def add_count(parser: argparse.ArgumentParser, default: int, help_text: str) -> None:
     """--num: how many images to make (per label, or in all: `help_text` says which)."""
     parser.add_argument(

@@ -28,13 +28,7 @@ INTERPOLATE_EPILOG = """examples:
 def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_checkpoint(parser)
     options.add_labels(parser)
-    parser.add_argument(
-        "--prompt",
-        action="append",
-        default=[],
-        metavar="TEXT",
-        help="a prompt for a text-to-image model, instead of --label; repeatable, one row each",
-    )
+    options.add_prompts(parser, "a prompt for a text-to-image model, instead of --label; repeatable, one row each")
     options.add_count(parser, default=8, help_text="images per label")
     options.add_sampling(parser)
     options.add_solver(parser)
@@ -43,12 +37,9 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
         parser, "the image grid", npz_help="also save `images` (uint8) and `labels` as a NumPy .npz file"
     )
     options.add_process_pictures(parser)
-    parser.add_argument(
-        "--upscale",
-        action="append",
-        default=[],
-        metavar="SR_RUN",
-        help="upscale the samples with a super-resolution stage (its run's steps and guidance; --steps and "
+    options.add_upscale_stages(
+        parser,
+        "upscale the samples with a super-resolution stage (its run's steps and guidance; --steps and "
         "--guidance are the base's); repeatable, one stage each, in order",
     )
 

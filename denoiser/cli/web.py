@@ -6,7 +6,7 @@ import argparse
 
 from denoiser.cli import options
 from denoiser.cli.command import Command
-from denoiser.deploy.onnx import export_cascade, export_onnx
+from denoiser.deploy.onnx import export_onnx
 from denoiser.deploy.server import make_server, page_url
 
 EXPORT_EPILOG = """The folder gets model.onnx (the network for one step), denoiser.json (image size, class names or
@@ -29,20 +29,10 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_checkpoint(parser)
     parser.add_argument("--format", default="onnx", choices=["onnx"], help="file format (default: %(default)s)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the folder to write (created if needed)")
-    parser.add_argument(
-        "--prompt",
-        action="append",
-        default=[],
-        metavar="TEXT",
-        help="for a text-to-image model: a prompt the page offers (repeatable)",
-    )
+    options.add_prompts(parser, "for a text-to-image model: a prompt the page offers (repeatable)")
     parser.add_argument("--prompts-file", metavar="FILE", help="more prompts, one per line")
-    parser.add_argument(
-        "--upscale",
-        action="append",
-        default=[],
-        metavar="SR_RUN",
-        help="export a cascade: a super-resolution stage after the checkpoint (repeatable, one stage each, in order)",
+    options.add_upscale_stages(
+        parser, "export a cascade: a super-resolution stage after the checkpoint (repeatable, one stage each, in order)"
     )
     options.add_encoder(parser)
     options.add_steps_and_guidance(
@@ -58,15 +48,14 @@ def run_export(args: argparse.Namespace) -> None:
     if args.prompts_file:
         with open(args.prompts_file) as handle:
             prompts += [line.strip() for line in handle if line.strip()]
-    settings = dict(prompts=prompts, steps=args.steps, guidance=args.guidance, solver=args.solver, encoder=args.encoder)
+    settings = dict(steps=args.steps, guidance=args.guidance, solver=args.solver, encoder=args.encoder)
+    info = export_onnx(args.checkpoint, args.out, prompts, upscales=args.upscale, **settings)
     if args.upscale:
-        info = export_cascade(args.checkpoint, args.upscale, args.out, **settings)
         sizes = " -> ".join(f"{stage['image_size']}x{stage['image_size']}" for stage in info["stages"])
         print(
             f"Wrote a cascade of {len(info['stages'])} stages to {args.out} ({sizes}): stage-0/ ... and denoiser.json."
         )
     else:
-        info = export_onnx(args.checkpoint, args.out, **settings)
         choices = info["condition"].get("class_names") or info["condition"].get("prompts") or []
         print(
             f"Wrote {args.out}/model.onnx and denoiser.json ({info['image_size']}x{info['image_size']}, "

@@ -14,12 +14,12 @@ cannot run the text encoder cheaply), the default steps and guidance and the gri
 Every export checks itself: onnxruntime and Keras are run on the same random inputs and the
 largest difference is recorded in the JSON (and must stay below `tolerance`).
 
-A cascade (cascade.py) exports stage by stage: `export_cascade` writes one such folder per stage
+A cascade (cascade.py) exports stage by stage: given `upscales`, `export_onnx` writes one such folder per stage
 (`stage-0/` the base, `stage-1/`... the super-resolution stages) and a top-level `denoiser.json` that
 lists them in order with their sizes and holds the condition they share (the class names, or the
 prompts, embedded in each stage's folder by the one text encoder all text stages must share).
 
-    >>> export_cascade("runs/fmnist14", ["runs/fmnist_sr"], "web/models/fmnist_cascade")
+    >>> export_onnx("runs/fmnist14", "web/models/fmnist_cascade", upscales=["runs/fmnist_sr"])
 """
 
 from __future__ import annotations
@@ -53,15 +53,22 @@ def export_onnx(
     solver: str = "ddim",
     encoder: str | None = None,
     tolerance: float = 1e-4,
+    upscales=(),
 ) -> dict:
     """Write `model.onnx`, `denoiser.json` (and `prompts.bin` for a text model) into `out_dir`.
 
     path: a checkpoint or run directory (the averaged weights are exported).
     prompts: for text-conditioned models, the prompts the page offers; their embeddings are stored.
     steps, guidance, solver: the page's defaults (the run's sampling settings unless given).
-    Returns the JSON description that was written.
+    upscales: super-resolution checkpoints or run directories to run after `path`, in order (as
+    `denoiser sample --upscale`): the cascade is exported stage by stage (`export_cascade`); steps and
+    guidance then set the base's defaults, each super-resolution stage keeps its run's (as `load_cascade`).
+    Returns the JSON description that was written (the top-level one for a cascade).
     """
     sampler, config = load_sampler(path, steps, guidance, solver)
+    if upscales:
+        stages = [(sampler, config), *(load_sampler(stage, solver=solver) for stage in upscales)]
+        return export_cascade(stages, out_dir, prompts, encoder, tolerance)
     return export_sampler(sampler, config, out_dir, prompts, encoder, tolerance)
 
 
@@ -193,25 +200,12 @@ def describe(sampler, names, prompts, table, difference: float) -> dict:
 
 
 # ================================================================================ a cascade, stage by stage
-def export_cascade(
-    base,
-    upscales,
-    out_dir,
-    prompts=(),
-    steps: int | None = None,
-    guidance: float | None = None,
-    solver: str = "ddim",
-    encoder: str | None = None,
-    tolerance: float = 1e-4,
-) -> dict:
+def export_cascade(loaded, out_dir, prompts=(), encoder: str | None = None, tolerance: float = 1e-4) -> dict:
     """Export every stage of a cascade into `out_dir/stage-K` and list them in `out_dir/denoiser.json`.
 
-    base, upscales: checkpoints or run directories, in the order the stages run (as `denoiser sample --upscale`).
-    steps, guidance: the base's page defaults; each super-resolution stage keeps its run's (as `load_cascade`);
-    solver: every stage's. prompts: for text-conditioned stages, the prompts the page offers.
-    Returns the top-level description that was written.
+    loaded: the stages' (sampler, config) pairs, in the order they run. prompts: for text-conditioned
+    stages, the prompts the page offers. Returns the top-level description that was written.
     """
-    loaded = [load_sampler(base, steps, guidance, solver), *(load_sampler(path, solver=solver) for path in upscales)]
     Cascade([sampler for sampler, _ in loaded])  # refuses a stage that does not upscale the previous stage's size
     check_shared_condition(loaded, encoder)
     stages, condition = [], {"kind": "none"}
