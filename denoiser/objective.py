@@ -61,11 +61,17 @@ def drop_conditions(conditions, uniform, rate: float):
 
 
 def training_example(
-    images, conditions, seed, label_dropout: float = LABEL_DROPOUT, distribution: str = "folded_normal"
+    images,
+    conditions,
+    seed,
+    label_dropout: float = LABEL_DROPOUT,
+    distribution: str = "folded_normal",
+    conditional: bool = True,
 ):
     """One training batch: ((x_t, s, condition), x0) from uint8 images and conditions, all in graph.
 
-    The inputs are what the network sees, x0 the target it must predict.
+    The inputs are what the network sees, x0 the target it must predict; an unconditional network
+    (not `conditional`) sees only (x_t, s).
 
     `seed` is a pair of integers for TensorFlow's stateless random ops, so a batch is reproducible.
     """
@@ -78,6 +84,8 @@ def training_example(
     x_t = add_noise(x0, noise, tf.reshape(levels, [-1, 1, 1, 1]))
     if len(conditions.shape) == 1:  # class ids: the network takes (B, 1)
         conditions = conditions[:, None]
+    if not conditional:
+        return (x_t, levels), x0
     conditions = drop_conditions(conditions, dropout_draws, label_dropout)
     return (x_t, levels, conditions), x0
 
@@ -98,11 +106,9 @@ def super_resolution_example(
     uniformly from [0, max_augmentation] per image. The condition is left out when not `conditional`.
     """
     split = tf.random.experimental.stateless_split(seed, 3)
-    (x_t, levels, conditions), x0 = training_example(images, conditions, split[0], label_dropout, distribution)
+    inputs, x0 = training_example(images, conditions, split[0], label_dropout, distribution, conditional)
     low = downsample(x0, low_resolution)
     augmentation = max_augmentation * tf.random.stateless_uniform([tf.shape(x0)[0], 1], seed=split[1])
     noise = tf.random.stateless_normal(tf.shape(low), seed=split[2])
     low = add_noise(low, noise, tf.reshape(augmentation, [-1, 1, 1, 1]))
-    if not conditional:
-        return (x_t, levels, low, augmentation), x0
-    return (x_t, levels, conditions, low, augmentation), x0
+    return (*inputs, low, augmentation), x0

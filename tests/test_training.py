@@ -182,3 +182,14 @@ def test_bad_override_names_the_key():
 def test_exponents_without_a_dot_are_numbers():
     """YAML 1.1 reads 1e-3 as a string; a float field takes it as the number it means."""
     assert tiny_config("train.learning_rate=1e-3").train.learning_rate == pytest.approx(0.001)
+
+
+def test_an_unconditional_model_trains_and_samples(tmp_path):
+    """With model.condition=none the batches carry no condition, and the network gets (x_t, s) only."""
+    config = helpers.tiny_config(
+        "train.epochs=1", "train.steps_per_epoch=2", "model.condition=none", "model.cross_attention=[false,false]"
+    )
+    model = train(config, tmp_path, verbose=0)
+    assert [tensor.name for tensor in model.inputs] == ["noisy_images", "noise_level"]
+    assert len(read_log(RunDirectory(tmp_path).log_path)) == 1
+    assert os.path.exists(RunDirectory(tmp_path).sample_grid(1))

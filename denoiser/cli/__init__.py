@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"denoiser {command.name}: error: {one_line(error)}", file=sys.stderr)
         return 2
     except TrainingError as error:  # a run that cannot go on: a non-finite loss, a run directory in use
-        print(f"denoiser {command.name}: error: {one_line(error)}", file=sys.stderr)
+        sys.stdout.flush()  # after a progress bar's unfinished line, the error starts a line of its own
+        print(f"\ndenoiser {command.name}: error: {one_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\nInterrupted. Run the same command again to {command.on_interrupt}.", file=sys.stderr)

@@ -64,7 +64,8 @@ def training_pipeline(
                 max_augmentation,
                 model_config.conditional,
             )
-        return training_example(images, conditions, pair_seed, label_dropout, distribution)
+        conditional = model_config is None or model_config.conditional
+        return training_example(images, conditions, pair_seed, label_dropout, distribution, conditional)
 
     pipeline = tf.data.Dataset.zip(steps, positions.skip(offset))
     return pipeline.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
