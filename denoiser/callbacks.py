@@ -25,6 +25,7 @@ from denoiser.rundir import RunDirectory, TrainingError, add_log_row, read_log, 
 from denoiser.sampler import Sampler
 from denoiser.serialization import copy_ema_weights
 from denoiser.utils.files import atomic_path
+from denoiser.utils.indices import evenly_spaced
 from denoiser.utils.plotting import save_grid
 
 
@@ -214,6 +215,6 @@ def grid_conditions(config: RunConfig, class_names=(), max_rows: int = 10, datas
     if config.model.condition != "class":
         return None, [""] * min(max_rows, 4)
     count = config.model.num_classes
-    ids = np.unique(np.linspace(1, count, min(count, max_rows)).round().astype("int32"))
+    ids = (evenly_spaced(max_rows, count) + 1).astype("int32")  # class ids count from 1
     labels = [class_names[i - 1] if i - 1 < len(class_names) else f"class {i}" for i in ids]
     return ids, labels

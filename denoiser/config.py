@@ -126,7 +126,7 @@ class DataConfig(Section):
     num_images: PositiveInt | None = None  # use only the first N training images (None: all)
     label_dropout: Fraction = 0.15  # share of conditions replaced by "no condition" (for guidance)
     noise_distribution: NoiseDistribution = "folded_normal"
-    shuffle_buffer: int = 60000
+    shuffle_buffer: int = 60000  # unused since every pass is a full shuffle; kept so older run directories load
     # Super-resolution stages (model.low_resolution > 0): the low-resolution input is noised at a random level
     # in [0, max_augmentation] while training, and the network is told that level (noise conditioning augmentation).
     max_augmentation: Fraction = 0.3

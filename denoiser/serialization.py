@@ -15,6 +15,7 @@ import keras
 # Importing these registers the custom layers, the optimizer and its schedule with Keras, so `.keras` files load.
 import denoiser.layers  # noqa: F401
 import denoiser.optimizer  # noqa: F401
+from denoiser.utils.errors import short_reason
 
 
 class CheckpointError(RuntimeError):
@@ -39,19 +40,12 @@ def load_model(path: str | os.PathLike, compile: bool = False, ema: bool = False
         model = keras.saving.load_model(path, safe_mode=True, compile=compile or ema)
     except Exception as error:  # Keras raises many types, with messages of up to kilobytes of config
         raise CheckpointError(
-            f"{path} is damaged or not a denoiser checkpoint ({short_reason(error)}); "
+            f"{path} is damaged or not a denoiser checkpoint ({short_reason(error, limit=100)}); "
             "use another checkpoint, e.g. the previous epoch's."
         ) from error
     if ema:
         copy_ema_weights(model, into=model)
     return model
-
-
-def short_reason(error: Exception, limit: int = 100) -> str:
-    """The first line of an error's message, cut to `limit` characters (Keras's can hold a whole config)."""
-    lines = str(error).strip().splitlines() or [""]
-    reason = f"{type(error).__name__}: {lines[0]}"
-    return reason if len(reason) <= limit else reason[: limit - 3] + "..."
 
 
 def ema_variables(model: keras.Model) -> dict:
