@@ -24,8 +24,8 @@ import numpy as np
 from denoiser.config import RunConfig
 from denoiser.data.dataset import Dataset
 from denoiser.generation import label_ids, load_sampler, prompt_conditions
-from denoiser.objective import downsample, scale_images
 from denoiser.sampler import Sampler
+from denoiser.utils.images import downsample, to_unit_range
 from denoiser.utils.plotting import save_grid
 
 StageCallback = Callable[[int, int, float, np.ndarray], None]  # (stage, step, noise level, x0_hat)
@@ -108,7 +108,7 @@ def upscale(sampler: Sampler, low_resolution_images, condition=None, seed: int |
     """
     images = np.asarray(low_resolution_images)
     if images.dtype == np.uint8:
-        images = np.asarray(scale_images(images))
+        images = to_unit_range(images)
     if images.ndim == 3:  # one image
         images = images[None]
     return sampler.sample(condition=condition, seed=seed, low_resolution_images=images, **options)
@@ -170,7 +170,7 @@ def generate_cascade(
 def low_resolution_examples(dataset: Dataset, count: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`count` real images spread over the data set, in [-1, 1], their low-res versions (area) and conditions."""
     rows = dataset.example_rows(count)
-    images = np.asarray(scale_images(np.asarray(dataset.images[rows])))
+    images = to_unit_range(dataset.images[rows])
     return images, np.asarray(downsample(images, size)), np.asarray(dataset.conditions[rows])
 
 

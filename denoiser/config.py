@@ -36,6 +36,7 @@ PositiveInt = Annotated[int, Rule("a positive integer", lambda value: value > 0)
 NonNegativeInt = Annotated[int, Rule("a non-negative integer", lambda value: value >= 0)]
 PositiveFloat = Annotated[float, Rule("a positive number", lambda value: value > 0)]
 Fraction = Annotated[float, Rule("a number in [0, 1)", lambda value: 0 <= value < 1)]
+OpenFraction = Annotated[float, Rule("a number in (0, 1)", lambda value: 0 < value < 1)]
 Percentile = Annotated[float, Rule("a number in (0, 100]", lambda value: 0 < value <= 100)]
 Levels = Annotated[
     list[PositiveInt], Rule("a non-empty list of positive integers, e.g. [1, 2, 3]", lambda value: len(value) > 0)
@@ -48,6 +49,7 @@ EvenPositiveInt = Annotated[
 Condition = Literal["class", "vector", "sequence", "none"]
 NoiseDistribution = Literal["folded_normal", "logit_normal", "uniform"]  # see schedule.training_noise_levels
 Distribute = Literal["none", "mirrored", "tpu", "multi_worker"]  # see training.make_strategy
+Solver = Literal["ddim", "dpmpp_2m"]  # see solvers.SOLVERS
 
 
 ENCODER_FAMILIES = ("open_clip", "sentence_transformers", "transformers")  # as data/encoders.py loads them
@@ -224,7 +226,9 @@ class SampleConfig(Section):
     SECTION: ClassVar[str] = "sample"
 
     steps: PositiveInt = 20
-    guidance: float = 2.0
+    guidance: float = 2.0  # classifier-free guidance scale g; 1 is the plain conditional prediction
+    solver: Solver = "ddim"  # the step rule (solvers.py): ddim (first order) or dpmpp_2m (second order, fewer steps)
+    max_level: OpenFraction = 0.95  # the noise level sampling starts from (the grid's top, schedule.py)
     threshold_percentile: Percentile = 99.5
     columns: PositiveInt = 8  # images per class (or prompt) in the grid
     seed: int = 0

@@ -27,6 +27,7 @@ import tensorflow as tf
 from keras import ops
 
 from denoiser.schedule import add_noise, training_noise_levels
+from denoiser.utils.images import downsample
 
 LABEL_DROPOUT = 0.15
 
@@ -39,15 +40,6 @@ def loss() -> keras.losses.Loss:
 def scale_images(images):
     """uint8 [0, 255] -> float32 [-1, 1]."""
     return tf.cast(images, tf.float32) / 127.5 - 1.0
-
-
-def downsample(images, size: int):
-    """Area downsampling: (B, H, W, C) images -> (B, size, size, C), each pixel the mean of its H // size block.
-
-    Works on float NumPy arrays and tensors alike (also in the `tf.data` graph).
-    """
-    factor = images.shape[1] // size
-    return ops.average_pool(ops.convert_to_tensor(images, "float32"), factor, strides=factor, padding="valid")
 
 
 def drop_conditions(conditions, uniform, rate: float):

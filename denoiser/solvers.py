@@ -83,7 +83,7 @@ class DPMSolver2M(DDIMSolver):
         return ddim_update(x, estimate, self.levels[index], self.levels[index + 1])
 
 
-SOLVERS = {"ddim": DDIMSolver, "dpmpp_2m": DPMSolver2M}
+SOLVERS = {"ddim": DDIMSolver, "dpmpp_2m": DPMSolver2M}  # the names config.Solver declares
 
 
 def solver_type(name: str) -> type[DDIMSolver]:

@@ -17,7 +17,8 @@ from denoiser.data.dataset import Dataset
 from denoiser.data.pipeline import training_pipeline
 from denoiser.evaluation.classifier import build_classifier, cache_path
 from denoiser.model import build_unet, describe_inputs
-from denoiser.objective import downsample, loss, scale_images
+from denoiser.objective import loss, scale_images
+from denoiser.utils.images import downsample
 from denoiser.rundir import RunDirectory
 from denoiser.sampler import Sampler
 from denoiser.serialization import load_model

@@ -14,8 +14,8 @@ from denoiser.data.dataset import DataError, Dataset
 from denoiser.data.huggingface import huggingface_dataset_from_config, is_huggingface_source
 from denoiser.data.shapes import CLASS_NAMES as SHAPES_CLASSES
 from denoiser.data.shapes import make_shapes
-from denoiser.objective import downsample
 from denoiser.utils.errors import short_reason
+from denoiser.utils.images import downsample
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",

@@ -34,9 +34,8 @@ from denoiser.evaluation import metrics
 from denoiser.evaluation.classifier import classifier_features, load_classifier, predict_classes
 from denoiser.evaluation.metrics import MetricError
 from denoiser.generation import find_checkpoint, load_sampler
-from denoiser.objective import downsample
 from denoiser.utils.files import write_json
-from denoiser.utils.images import to_uint8, to_unit_range
+from denoiser.utils.images import downsample, to_uint8, to_unit_range
 from denoiser.utils.indices import evenly_spaced
 from denoiser.utils.plotting import save_grid
 

@@ -9,6 +9,7 @@ out, so nothing is squashed: a 640x480 photo becomes its central 480x480 square,
 from __future__ import annotations
 
 import numpy as np
+from keras import ops
 
 # Pillow's modes for 16-bit greyscale (a 16-bit PNG opens as one of them; older Pillows say "I").
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -28,6 +29,15 @@ def to_unit_range(images) -> np.ndarray:
     if images.dtype == np.uint8:
         return images.astype(np.float32) / 127.5 - 1.0
     return images.astype(np.float32)
+
+
+def downsample(images, size: int):
+    """Area downsampling: (B, H, W, C) images -> (B, size, size, C), each pixel the mean of its H // size block.
+
+    Works on float NumPy arrays and tensors alike (also in the `tf.data` graph).
+    """
+    factor = images.shape[1] // size
+    return ops.average_pool(ops.convert_to_tensor(images, "float32"), factor, strides=factor, padding="valid")
 
 
 def eight_bit(image):
