@@ -197,6 +197,21 @@ class ModelConfig(Section):
     def super_resolution(self) -> bool:
         return self.low_resolution > 0
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """The shape of one image the network makes: (image_size, image_size, channels)."""
+        return (self.image_size, self.image_size, self.channels)
+
+    @property
+    def condition_shape(self) -> tuple[int, ...] | None:
+        """The shape of one image's condition as the data and the sampler give it: () for a class id, (D,) for a
+        vector, (T, D) for a token sequence; None for an unconditional model."""
+        return {
+            "class": (),
+            "vector": (self.condition_dim,),
+            "sequence": (self.condition_tokens, self.condition_dim),
+        }.get(self.condition)
+
 
 @dataclass
 class TrainConfig(Section):
