@@ -31,10 +31,9 @@ from denoiser.evaluation import metrics
 from denoiser.evaluation.classifier import classifier_features, load_classifier, predict_classes
 from denoiser.generation import find_checkpoint, load_sampler
 from denoiser.objective import scale_images
-from denoiser.utils.images import downsample
 from denoiser.rundir import RunDirectory
 from denoiser.serialization import load_model
-from denoiser.utils.images import to_uint8
+from denoiser.utils.images import downsample, to_uint8
 
 REFERENCE_IMAGES = 2000  # real training images the Frechet distances are measured to
 

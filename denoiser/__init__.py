@@ -8,16 +8,17 @@ The public API, by the module that holds it (README, "How the code is organised"
     sampling_noise_levels                 the noise schedule (schedule.py)
     Sampler, dynamic_threshold, SOLVERS   the sampler with guidance, and its solvers (sampler.py, solvers.py)
     Cascade, upscale                      a base model plus super-resolution stages (cascade.py)
+    load_model, load_sampler              a checkpoint, and a sampler from one (serialization.py)
+    generate, interpolate, slerp,
+    load_cascade                          sampling with a sampler, a cascade or a checkpoint (generation.py)
     inpaint, outpaint, image_to_image     editing images with a sampler (editing.py)
     train                                 training runs into a run directory (training.py)
-    load_model, generate, interpolate,
-    slerp                                 checkpoints and sampling from them (serialization.py, generation.py)
     Dataset, load_dataset                 training data (data/dataset.py, data/sources.py)
     read_captions, load_captioned_dataset,
     load_array_dataset                    captioned image data sets (data/captions.py)
     DEFAULT_ENCODER, load_encoder,
     encode_texts, embed_captions          text encoders and the embedding cache (data/encoders.py)
-    evaluate                              sample-quality metrics of a checkpoint (evaluation/)
+    evaluate                              sample-quality metrics of a checkpoint (evaluation/report.py)
     ProcessRecorder                       a sampler callback that saves a strip or GIF (utils/plotting.py)
     download_file                         Google Drive downloads with gdown (utils/download.py)
     export_onnx                           ONNX export for the web page (deploy/onnx.py)
@@ -42,13 +43,13 @@ from denoiser.data.encoders import DEFAULT_ENCODER, embed_captions, encode_texts
 from denoiser.data.sources import load_dataset
 from denoiser.deploy.onnx import export_onnx
 from denoiser.editing import image_to_image, inpaint, outpaint
-from denoiser.evaluation.evaluator import evaluate
-from denoiser.generation import generate, interpolate, slerp
+from denoiser.evaluation.report import evaluate
+from denoiser.generation import generate, interpolate, load_cascade, slerp
 from denoiser.model import build_unet
 from denoiser.presets import resolve_config
 from denoiser.sampler import Sampler, dynamic_threshold
 from denoiser.schedule import add_noise, sampling_noise_levels, training_noise_levels
-from denoiser.serialization import load_model
+from denoiser.serialization import load_model, load_sampler
 from denoiser.solvers import SOLVERS
 from denoiser.training import train
 from denoiser.utils.download import download_file
@@ -80,9 +81,11 @@ __all__ = [
     "interpolate",
     "load_array_dataset",
     "load_captioned_dataset",
+    "load_cascade",
     "load_dataset",
     "load_encoder",
     "load_model",
+    "load_sampler",
     "outpaint",
     "read_captions",
     "resolve_config",

@@ -1,9 +1,14 @@
-"""What the trainer does during and after every epoch, as Keras callbacks.
+"""What the trainer does during and after every epoch, as Keras callbacks, and every per-epoch picture.
 
 During the epoch: stop at the first non-finite loss (NonFiniteLossGuard) and save a resumable
 state every `train.backup_every` steps (BackupCallback). After it: commit the epoch (EpochCommitCallback:
-checkpoint, then log row) and draw its sample grid (SampleGridCallback). Nothing with non-finite
-weights is ever saved. Every callback counts steps from the start of the run (`start_step` on resume).
+checkpoint, then log row), draw its sample grid (SampleGridCallback: one row per class or caption, or for
+a super-resolution stage real images made small beside its upscaling) and, every `train.evaluate_every`
+epochs, score its samples (EvaluationCallback). Nothing with non-finite weights is ever saved. Every
+callback counts steps from the start of the run (`start_step` on resume).
+
+The pictures and scores use the averaged weights through an ordinary `Sampler` (`averaged_weights_sampler`):
+training uses the sampling side exactly as a user does.
 """
 
 from __future__ import annotations
@@ -17,16 +22,16 @@ import keras
 import numpy as np
 from keras import ops
 
-from denoiser.cascade import draw_upscaling_grid
 from denoiser.config import RunConfig
 from denoiser.data.dataset import Dataset
-from denoiser.data.encoders import wrap_label
+from denoiser.evaluation.evaluator import Evaluation, summary_lines
+from denoiser.optimizer import copy_ema_weights
 from denoiser.rundir import RunDirectory, TrainingError, add_log_row, read_log, write_log
 from denoiser.sampler import Sampler
-from denoiser.serialization import copy_ema_weights
-from denoiser.utils.files import atomic_path
+from denoiser.utils.files import atomic_path, write_json
+from denoiser.utils.images import downsample, nearest_upsample, size_text, to_unit_range
 from denoiser.utils.indices import evenly_spaced
-from denoiser.utils.plotting import save_grid
+from denoiser.utils.plotting import save_grid, wrap_label
 
 
 def epoch_and_step(step: int, steps_per_epoch: int) -> str:
@@ -152,14 +157,8 @@ def averaged_weights_sampler(model: keras.Model, config: RunConfig, sampler: Sam
     Pass the sampler from the last call to reuse its copy (and its compiled steps) instead of building one.
     """
     if sampler is None:
-        sample = config.sample
-        sampler = Sampler(
-            keras.models.clone_model(model),
-            steps=sample.steps,
-            guidance=sample.guidance,
-            threshold_percentile=sample.threshold_percentile,
-            augmentation_level=sample.augmentation_level,
-        )
+        copy = type(model).from_config(model.get_config())  # the same network, weights to be copied in
+        sampler = Sampler(copy, config.sample, model_config=config.model)
     copy_ema_weights(model, into=sampler.model)
     return sampler
 
@@ -167,7 +166,7 @@ def averaged_weights_sampler(model: keras.Model, config: RunConfig, sampler: Sam
 def draw_sample_grid(sampler: Sampler, path: str, config: RunConfig, class_names=(), dataset=None, title="") -> None:
     """Sample the grid of `path` from the run's fixed noise (`sample.seed`): one row per class or caption.
 
-    A super-resolution stage's grid upscales real images from `dataset` instead (cascade.py).
+    A super-resolution stage's grid upscales real images from `dataset` instead (`draw_upscaling_grid`).
     """
     if config.model.super_resolution:
         return draw_upscaling_grid(sampler, path, config, dataset, title)
@@ -218,3 +217,49 @@ def grid_conditions(config: RunConfig, class_names=(), max_rows: int = 10, datas
     ids = (evenly_spaced(max_rows, count) + 1).astype("int32")  # class ids count from 1
     labels = [class_names[i - 1] if i - 1 < len(class_names) else f"class {i}" for i in ids]
     return ids, labels
+
+
+def low_resolution_examples(dataset: Dataset, count: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`count` real images spread over the data set, in [-1, 1], their low-res versions (area) and conditions."""
+    rows = dataset.example_rows(count)
+    images = to_unit_range(dataset.images[rows])
+    return images, np.asarray(downsample(images, size)), np.asarray(dataset.conditions[rows])
+
+
+def draw_upscaling_grid(sampler: Sampler, path: str, config: RunConfig, dataset: Dataset, title: str = "") -> None:
+    """A super-resolution run's grid: a row of real images made small, the stage's upscaling, the originals."""
+    columns = config.sample.columns * 2
+    originals, low, conditions = low_resolution_examples(dataset, columns, config.model.low_resolution)
+    condition = conditions if config.model.conditional else None
+    upscaled = sampler.sample(condition=condition, seed=config.sample.seed, low_resolution_images=low)
+    images = np.concatenate([nearest_upsample(low, config.model.image_size), upscaled, originals])
+    labels = [f"input {size_text(low.shape[1:])}", "upscaled", "original"]
+    save_grid(images, path, rows=3, row_labels=labels, title=title)
+
+
+class EvaluationCallback(keras.callbacks.Callback):
+    """Every `train.evaluate_every` epochs: score the averaged weights' samples into RUN/evaluation/epoch-NNNN.json.
+
+    The references (data, classifier, real-image features) are built once, at the first evaluation.
+    """
+
+    def __init__(self, run: RunDirectory, config: RunConfig):
+        super().__init__()
+        self.run, self.config = run, config
+        self.evaluation = self.sampler = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.config.train.evaluate_every:
+            return
+        if self.evaluation is None:
+            self.evaluation = Evaluation(self.config)
+        self.sampler = averaged_weights_sampler(self.model, self.config, self.sampler)
+        out = os.path.join(self.run.path, "evaluation", f"epoch-{epoch + 1:04d}.json")
+        results = self.evaluation.run(
+            self.sampler,
+            self.config.train.evaluate_num,
+            seed=self.config.sample.seed,
+            picture=os.path.splitext(out)[0] + "-nearest.png",
+        )
+        write_json(out, {"epoch": epoch + 1, **results})
+        print(f"\nEvaluation after epoch {epoch + 1}: " + "; ".join(summary_lines(results)[1:3]))

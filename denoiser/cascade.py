@@ -10,9 +10,6 @@ embeddings) is shared by every stage that takes one. A super-resolution stage ge
 output as its low-resolution input (noised at its sampler's `augmentation_level`, see sampler.py), so
 each stage's low resolution must be the previous stage's image size. Stage k starts from the noise of
 seed + k: one seed fixes the whole cascade.
-
-The per-epoch grid of a super-resolution run (`draw_upscaling_grid`) shows real images made small
-beside what the stage makes of them.
 """
 
 from __future__ import annotations
@@ -21,19 +18,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from denoiser.config import RunConfig
-from denoiser.data.dataset import Dataset
-from denoiser.generation import label_ids, load_sampler, prompt_conditions
 from denoiser.sampler import Sampler
-from denoiser.utils.images import downsample, to_unit_range
-from denoiser.utils.plotting import save_grid
+from denoiser.utils.images import nearest_upsample, size_text, to_unit_range
 
 StageCallback = Callable[[int, int, float, np.ndarray], None]  # (stage, step, noise level, x0_hat)
-
-
-def size_text(shape) -> str:
-    """(14, 14, 1) -> '14x14'."""
-    return f"{shape[0]}x{shape[1]}"
 
 
 class Cascade:
@@ -73,7 +61,7 @@ class Cascade:
             stage_callback = None if callback is None else _with_stage(callback, stage)
             outputs.append(
                 sampler.sample(
-                    condition=condition if sampler.inputs["condition"] != "none" else None,
+                    condition=condition if sampler.model_config.conditional else None,
                     num_images=num_images if stage == 0 else len(outputs[-1]),
                     seed=None if seed is None else seed + stage,
                     callback=stage_callback,
@@ -118,68 +106,3 @@ def recording_across_stages(recorder: Callable[[int, float, np.ndarray], None], 
     """A cascade callback that hands every stage's predictions, blown up to `size`, to a sampler callback
     such as `ProcessRecorder`: one strip or GIF of the whole cascade."""
     return lambda stage, step, level, x0_hat: recorder(step, level, nearest_upsample(x0_hat, size))
-
-
-def nearest_upsample(images: np.ndarray, size: int) -> np.ndarray:
-    """Blow (N, h, w, C) images up to size x size by repeating pixels (to show a low-res image beside others)."""
-    factor = size // images.shape[1]
-    return np.repeat(np.repeat(images, factor, axis=1), factor, axis=2)
-
-
-# ================================================================================ from run directories
-def load_cascade(base, upscales, steps=None, guidance=None, solver: str = "ddim") -> tuple[Cascade, RunConfig | None]:
-    """A cascade from a base checkpoint or run and super-resolution ones; `steps`/`guidance` are the base's.
-
-    Each super-resolution stage samples with its own run's sample.steps, sample.guidance and
-    sample.augmentation_level. Returns the cascade and the base run's config.
-    """
-    base_sampler, config = load_sampler(base, steps, guidance, solver)
-    return Cascade([base_sampler, *(load_sampler(path, solver=solver)[0] for path in upscales)]), config
-
-
-def generate_cascade(
-    cascade: Cascade,
-    config: RunConfig | None,
-    labels=(),
-    num_per_label: int = 8,
-    seed: int = 0,
-    progress=False,
-    callback: StageCallback | None = None,
-    prompts=(),
-    encoder: str | None = None,
-):
-    """`generation.generate` through a cascade (with the base run's `config`, for class names and the
-    text encoder): the images of the last stage, their class or prompt ids, and the row names."""
-    if num_per_label <= 0:
-        raise ValueError(f"The number of images per label must be positive, got {num_per_label}.")
-    base_sampler = cascade.samplers[0]
-    if prompts:
-        if labels:
-            raise ValueError("Give labels or prompts, not both.")
-        conditions = np.repeat(prompt_conditions(list(prompts), base_sampler, config, encoder), num_per_label, axis=0)
-        ids, names = np.repeat(np.arange(len(prompts)), num_per_label), list(prompts)
-    else:
-        ids, names = label_ids(labels, base_sampler, config)
-        conditions = None if ids is None else np.repeat(ids, num_per_label)
-        ids = np.zeros(num_per_label * len(names), "int32") if conditions is None else conditions
-    images = cascade.sample(conditions, len(ids), seed, callback=callback, progress=progress)
-    return images, ids, names
-
-
-# ================================================================================ the training grid
-def low_resolution_examples(dataset: Dataset, count: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`count` real images spread over the data set, in [-1, 1], their low-res versions (area) and conditions."""
-    rows = dataset.example_rows(count)
-    images = to_unit_range(dataset.images[rows])
-    return images, np.asarray(downsample(images, size)), np.asarray(dataset.conditions[rows])
-
-
-def draw_upscaling_grid(sampler: Sampler, path: str, config: RunConfig, dataset: Dataset, title: str = "") -> None:
-    """A super-resolution run's grid: a row of real images made small, the stage's upscaling, the originals."""
-    columns = config.sample.columns * 2
-    originals, low, conditions = low_resolution_examples(dataset, columns, config.model.low_resolution)
-    condition = conditions if config.model.conditional else None
-    upscaled = sampler.sample(condition=condition, seed=config.sample.seed, low_resolution_images=low)
-    images = np.concatenate([nearest_upsample(low, config.model.image_size), upscaled, originals])
-    labels = [f"input {size_text(low.shape[1:])}", "upscaled", "original"]
-    save_grid(images, path, rows=3, row_labels=labels, title=title)

@@ -244,7 +244,7 @@ class SampleConfig(Section):
     guidance: float = 2.0  # classifier-free guidance scale g; 1 is the plain conditional prediction
     solver: Solver = "ddim"  # the step rule (solvers.py): ddim (first order) or dpmpp_2m (second order, fewer steps)
     max_level: OpenFraction = 0.95  # the noise level sampling starts from (the grid's top, schedule.py)
-    threshold_percentile: Percentile = 99.5
+    threshold_percentile: Percentile | None = 99.5  # dynamic thresholding (sampler.py); null: a plain clip
     columns: PositiveInt = 8  # images per class (or prompt) in the grid
     seed: int = 0
     augmentation_level: Fraction = 0.1  # super-resolution stages: the noise level given to the low-res input

@@ -30,7 +30,6 @@ import numpy as np
 from denoiser.sampler import Sampler
 from denoiser.schedule import add_noise, renoise
 from denoiser.solvers import make_solver
-from denoiser.utils.images import fit_image, image_size, load_image, to_unit_range
 
 SIDES = ("left", "right", "top", "bottom")
 
@@ -43,6 +42,7 @@ def inpaint(
     sampler: Sampler,
     images,
     mask,
+    *,
     condition=None,
     num_images: int | None = None,
     seed: int | None = 0,
@@ -83,7 +83,7 @@ def inpaint(
     return keep * images + generate * np.clip(x, -1.0, 1.0)
 
 
-def outpaint(sampler: Sampler, images, pixels: int, side: str = "right", **options) -> np.ndarray:
+def outpaint(sampler: Sampler, images, pixels: int, *, side: str = "right", **options) -> np.ndarray:
     """Extend `images` by `pixels` generated rows or columns on `side` (left, right, top or bottom).
 
     The network's canvas holds the image's `size - pixels` rows or columns nearest that side, shifted
@@ -123,6 +123,7 @@ def image_to_image(
     sampler: Sampler,
     images,
     strength: float = 0.5,
+    *,
     condition=None,
     num_images: int | None = None,
     seed: int | None = 0,
@@ -134,7 +135,7 @@ def image_to_image(
     Arguments as for `inpaint`; the result is (N, H, W, C) in [-1, 1].
     """
     if not 0.0 < strength < 1.0:
-        raise EditError(f"strength is the starting noise level, in (0, 1); got {strength}.")
+        raise EditError(f"`strength` is the starting noise level, in (0, 1); got {strength}.")
     images, condition = batch_images(sampler, images, condition, num_images)
     levels = sampler.levels_from(strength)
     noise = np.random.default_rng(seed).standard_normal(images.shape).astype("float32")
@@ -187,49 +188,3 @@ def broadcast_mask(mask, shape) -> np.ndarray:
         return np.broadcast_to(mask, shape)
     except ValueError:
         raise EditError(f"A mask of shape {mask.shape} does not fit images of shape {tuple(shape)}.") from None
-
-
-# --------------------------------------------------------------------------------- image and mask files
-# Files are fitted to the model's square canvas like training images (images.py): the shorter side
-# is resized and the middle of the longer side cut out. A mask or box goes through the same fit.
-def image_from_file(path, size: int, channels: int) -> np.ndarray:
-    """An image file as a (size, size, channels) float32 array in [-1, 1]."""
-    return to_unit_range(load_image(path, size, channels))
-
-
-def mask_from_file(path, size: int, image_path=None) -> np.ndarray:
-    """A mask file as (size, size, 1): 1 where it is white (grey value >= 128, generate), 0 where dark (keep).
-
-    With `image_path`, the mask must have that image's size: it is fitted the same way, so a mask of
-    another size or shape would mark other pixels than drawn.
-    """
-    if image_path is not None:
-        check_same_size(path, image_path)
-    return (load_image(path, size, channels=1) >= 128).astype("float32")
-
-
-def check_same_size(mask_path, image_path) -> None:
-    """Raise `EditError` unless the mask file and the image file have the same width and height."""
-    (mask_width, mask_height), (width, height) = image_size(mask_path), image_size(image_path)
-    if (mask_width, mask_height) != (width, height):
-        raise EditError(
-            f"The mask {mask_path} is {mask_width}x{mask_height} pixels but the image {image_path} is "
-            f"{width}x{height}; draw the mask at {width}x{height} (or give --mask-box x0,y0,x1,y1)."
-        )
-
-
-def box_mask(box, image_path, size: int) -> np.ndarray:
-    """A (size, size, 1) mask that generates the box (x0, y0, x1, y1), in pixels of the image file.
-
-    x0, y0 is the top-left corner; x1 and y1 are excluded, so (0, 0, width, height) is everything.
-    """
-    width, height = image_size(image_path)
-    x0, y0, x1, y1 = box
-    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-        raise EditError(
-            f"The box {x0},{y0},{x1},{y1} must have 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height} "
-            f"(the image is {width}x{height})."
-        )
-    pixels = np.zeros((height, width), "uint8")
-    pixels[y0:y1, x0:x1] = 255
-    return (fit_image(pixels, size, channels=1) >= 128).astype("float32")

@@ -33,8 +33,38 @@ def embedding_width(config: ModelConfig) -> int:
     return 4 * config.base_width
 
 
-def build_unet(config: ModelConfig, name: str = "denoiser_unet") -> keras.Model:
-    """Build the U-Net described by `config` as a functional Keras model."""
+@keras.saving.register_keras_serializable(package="denoiser")
+class DenoiserUNet(keras.Model):
+    """The U-Net as a functional Keras model that carries its own `ModelConfig` (and what sampling needs of its run).
+
+    `get_config()` is the `ModelConfig` as a dict plus `run_info` (class names, text encoder and sampling
+    settings of the run that trained it), so a `.keras` file describes itself: loading it rebuilds the same
+    network from that config, and a sampler knows image size, condition kind and class names without a run
+    directory beside it (the keras-hub way of carrying constructor arguments).
+    """
+
+    def __init__(self, config: ModelConfig | dict, run_info: dict | None = None, name: str = "denoiser_unet", **kwargs):
+        config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
+        inputs, x0_hat = unet_graph(config)
+        super().__init__(inputs, x0_hat, name=name, **kwargs)
+        self.config = config
+        self.run_info = dict(run_info or {})
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "config": self.config.to_dict(), "run_info": dict(self.run_info)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> DenoiserUNet:
+        return cls(**config)
+
+
+def build_unet(config: ModelConfig, run_info: dict | None = None, name: str = "denoiser_unet") -> DenoiserUNet:
+    """Build the U-Net described by `config`; `run_info` is what it carries about its run (see DenoiserUNet)."""
+    return DenoiserUNet(config, run_info, name=name)
+
+
+def unet_graph(config: ModelConfig) -> tuple[list, object]:
+    """The U-Net's inputs and its output x0_hat as a functional graph (symbolic Keras tensors)."""
     width = embedding_width(config)
     noisy_images = keras.Input((config.image_size, config.image_size, config.channels), name="noisy_images")
     noise_level = keras.Input((1,), name="noise_level")
@@ -100,7 +130,7 @@ def build_unet(config: ModelConfig, name: str = "denoiser_unet") -> keras.Model:
     x0_hat = layers.Conv2D(
         config.channels, 3, padding="same", kernel_initializer="zeros", dtype="float32", name="x0_hat"
     )(x)
-    return keras.Model(inputs, x0_hat, name=name)
+    return inputs, x0_hat
 
 
 def _condition_tokens(config: ModelConfig, width: int):
@@ -129,23 +159,3 @@ def _low_resolution_input(config: ModelConfig, noisy_images):
     )
     stacked = layers.Concatenate(name="with_low_resolution")([noisy_images, upsampled])
     return low_resolution_images, augmentation_level, stacked
-
-
-def describe_inputs(model: keras.Model) -> dict:
-    """Read image size, channels, condition kind and low resolution (0: a base model) back from a model."""
-    image_input = model.inputs[0]
-    info = {"image_size": image_input.shape[1], "channels": image_input.shape[3], "condition": "none"}
-    names = [tensor.name for tensor in model.inputs]
-    info["low_resolution"] = (
-        model.inputs[names.index("low_resolution_images")].shape[1] if ("low_resolution_images" in names) else 0
-    )
-    if "condition" in names:
-        condition = model.inputs[names.index("condition")]
-        if "int" in str(condition.dtype):
-            info["condition"] = "class"
-            info["num_classes"] = model.get_layer("class_embedding").input_dim - 1
-        elif len(condition.shape) == 2:
-            info.update(condition="vector", condition_dim=condition.shape[1])
-        else:
-            info.update(condition="sequence", condition_tokens=condition.shape[1], condition_dim=condition.shape[2])
-    return info

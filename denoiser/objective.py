@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-from keras import ops
 
 from denoiser.schedule import add_noise, training_noise_levels
 from denoiser.utils.images import downsample

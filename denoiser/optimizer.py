@@ -61,3 +61,22 @@ def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
         use_ema=train.ema_decay > 0,
         ema_momentum=train.ema_decay or 0.99,
     )
+
+
+def ema_variables(model: keras.Model) -> dict:
+    """Map each trainable variable's path to its moving average, or {} if the optimizer keeps none."""
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # unwrap a loss-scale optimizer
+    averages = getattr(optimizer, "_model_variables_moving_average", None) if optimizer is not None else None
+    if not getattr(optimizer, "use_ema", False) or not averages:
+        return {}
+    return {
+        variable.path: average for variable, average in zip(model.trainable_variables, averages) if average is not None
+    }
+
+
+def copy_ema_weights(model: keras.Model, into: keras.Model) -> None:
+    """Set `into`'s weights to `model`'s, using the moving averages where the optimizer keeps them."""
+    averages = ema_variables(model)
+    for source, target in zip(model.weights, into.weights):
+        target.assign(averages.get(source.path, source).value)

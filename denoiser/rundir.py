@@ -104,6 +104,24 @@ class RunDirectory:
         os.replace(path, path + ".damaged")
         return path + ".damaged"
 
+    @classmethod
+    def around(cls, path: str | os.PathLike) -> tuple[str, RunDirectory | None]:
+        """The checkpoint that `path` names, and the run directory it belongs to (None for a lone file).
+
+        `path` is a run directory (its newest checkpoint, `checkpoints/latest.keras`, is meant) or a `.keras`
+        file: inside a run's `checkpoints/` or `backup/` folder, or anywhere.
+        """
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            return cls(path).latest, cls(path)
+        run = cls(os.path.dirname(os.path.dirname(os.path.abspath(path))))
+        return path, run if os.path.exists(run.config_path) else None
+
+    def run_config(self) -> RunConfig | None:
+        """The run's configuration as the dataclasses, or None before it has one."""
+        saved = self.read_config()
+        return None if saved is None else RunConfig.from_dict(saved)
+
     def read_config(self) -> dict | None:
         if not os.path.exists(self.config_path):
             return None
@@ -131,7 +149,7 @@ class RunDirectory:
             raise ConfigError(
                 f"The run directory {self.path} holds a run with different settings: "
                 + "; ".join(refused)
-                + ". Use a new --run-dir, or the same settings to resume."
+                + ". Use a new `run_dir`, or the same settings to resume."
             )
         return differences
 
@@ -168,6 +186,17 @@ class RunDirectory:
             print(f"Taking over {self.path} from process {holder['pid']}, which is no longer running.")
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.lock_path)
+
+
+def model_run_info(config: RunConfig, class_names=()) -> dict:
+    """What a trained model carries about its run (model.DenoiserUNet): its data set and class names, the text
+    encoder of its captions, and its sampling settings, so a lone checkpoint samples like its run."""
+    return {
+        "dataset": config.data.dataset,
+        "class_names": list(class_names),
+        "encoder": config.data.encoder,
+        "sample": config.sample.to_dict(),
+    }
 
 
 def numbered_files(folder: str, pattern: re.Pattern) -> list[int]:

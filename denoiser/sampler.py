@@ -30,7 +30,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from denoiser.model import describe_inputs
+from denoiser.config import ModelConfig, SampleConfig
 from denoiser.schedule import SPACINGS, add_noise
 from denoiser.solvers import make_solver, solver_type
 
@@ -65,55 +65,68 @@ def compile_function(fn: Callable) -> Callable:
 class Sampler:
     """DDIM-like sampler with classifier-free guidance, dynamic thresholding and a choice of solver.
 
-    >>> sampler = Sampler(model, steps=20, guidance=2.0)
+    >>> sampler = Sampler(model)                                  # the model's own sampling settings
     >>> images = sampler.sample(condition=np.array([1, 2, 3]), seed=0)   # (3, H, W, C) in [-1, 1]
-    >>> fast = Sampler(model, steps=10, guidance=2.0, solver="dpmpp_2m")  # second order, 10 calls
+    >>> fast = Sampler(model, steps=10, solver="dpmpp_2m")        # second order, 10 calls
+    >>> sampler = Sampler(model, config.sample)                   # a run's sample section
 
-    solver: "ddim" (first order, the default) or "dpmpp_2m" (second order multistep); see solvers.py.
+    The settings are a `SampleConfig` (config.py holds every default and its meaning: steps, guidance, solver,
+    max_level, threshold_percentile, augmentation_level): `settings`, else the ones the model carries from
+    its run (`model.run_info["sample"]`), else the defaults; keyword `overrides` replace single fields and
+    are checked like a config file's (threshold_percentile=None is a plain clip to [-1, 1]).
     spacing: the grid of noise levels, "power" or "log_snr" (schedule.py); None = the solver's own.
-    augmentation_level: a super-resolution stage's low-res input is noised at this level (and the network
-        told so); small, as in Imagen (config: sample.augmentation_level).
+    model_config: what the network takes, for a model that does not carry its `ModelConfig`
+        (a checkpoint saved before models carried one: then it is read from the model's inputs).
     """
 
     def __init__(
         self,
         model: keras.Model,
-        steps: int = 20,
-        guidance: float = 1.0,
-        threshold_percentile: float | None = 99.5,
-        max_level: float = 0.95,
-        batch_size: int = 128,
-        solver: str = "ddim",
+        settings: SampleConfig | None = None,
+        *,
         spacing: str | None = None,
-        augmentation_level: float = 0.1,
+        batch_size: int = 128,
+        model_config: ModelConfig | None = None,
+        **overrides,
     ):
         self.model = model
-        self.inputs = describe_inputs(model)
-        self.steps = steps
-        self.guidance = float(guidance)
-        self.threshold_percentile = threshold_percentile
-        self.solver = solver
-        self.spacing = spacing or solver_type(solver).spacing
+        self.model_config = model_config or model_config_of(model)
+        self.run_info = dict(getattr(model, "run_info", None) or {})
+        self.settings = sample_settings(settings or self.run_info.get("sample"), overrides)
+        self.steps = self.settings.steps
+        self.guidance = float(self.settings.guidance)
+        self.threshold_percentile = self.settings.threshold_percentile
+        self.solver = self.settings.solver
+        self.spacing = spacing or solver_type(self.solver).spacing
         if self.spacing not in SPACINGS:
             raise ValueError(f"Unknown spacing {self.spacing!r}; choose one of {', '.join(SPACINGS)}.")
-        self.max_level = float(max_level)
-        self.noise_levels = self.levels_from(max_level)
+        self.max_level = float(self.settings.max_level)
+        self.noise_levels = self.levels_from(self.max_level)
         self.batch_size = batch_size
-        self.augmentation_level = float(augmentation_level)
+        self.augmentation_level = float(self.settings.augmentation_level)
         self._guided_prediction = compile_function(self._guided_prediction_fn)
         self._plain_prediction = compile_function(self._plain_prediction_fn)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The names of the classes the model was trained on (from its run), or () where unknown."""
+        return tuple(self.run_info.get("class_names") or ())
+
+    @property
+    def encoder(self) -> str | None:
+        """The text encoder of the captions the model was trained on (its run's data.encoder), or None."""
+        return self.run_info.get("encoder")
 
     # ----------------------------------------------------------------------------- public API
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        size = self.inputs["image_size"]
-        return (size, size, self.inputs["channels"])
+        return self.model_config.image_shape
 
     @property
     def low_resolution_shape(self) -> tuple[int, int, int] | None:
         """The shape of one low-res input image of a super-resolution stage; None for a base model."""
-        size = self.inputs["low_resolution"]
-        return (size, size, self.inputs["channels"]) if size else None
+        size = self.model_config.low_resolution
+        return (size, size, self.model_config.channels) if size else None
 
     def levels_from(self, max_level: float) -> np.ndarray:
         """The `steps + 1` noise levels this sampler walks from `max_level` down to 0."""
@@ -221,7 +234,7 @@ class Sampler:
         With no condition, a conditional model gets the empty condition for `num_images` (or
         `len(noise)`) images; an unconditional model gets None.
         """
-        kind = self.inputs["condition"]
+        kind = self.model_config.condition
         if kind == "none":
             if condition is not None:
                 raise ValueError("This model is unconditional; call sample(num_images=N) without a condition.")
@@ -232,13 +245,10 @@ class Sampler:
                 raise ValueError(
                     "Give `condition` (or `num_images` for unconditioned samples from the empty condition)."
                 )
-            shape = {"class": (count,), "vector": (count, self.inputs.get("condition_dim", 0))}.get(
-                kind, (count, self.inputs.get("condition_tokens", 0), self.inputs.get("condition_dim", 0))
-            )
-            condition = np.zeros(shape)
+            condition = np.zeros((count, *self.model_config.condition_shape))
         if kind == "class":
             condition = np.asarray(condition).astype("int32").reshape(-1, 1)
-            top = self.inputs["num_classes"]
+            top = self.model_config.num_classes
             if condition.min() < 0 or condition.max() > top:
                 raise ValueError(
                     f"Class ids must lie in [0, {top}] (0 = no condition); got {condition.ravel().tolist()}."
@@ -277,3 +287,39 @@ class Sampler:
         conditional, unconditional = ops.split(both, 2)
         x0_hat = guidance * conditional + (1.0 - guidance) * unconditional
         return dynamic_threshold(x0_hat, self.threshold_percentile)
+
+
+def sample_settings(settings: SampleConfig | dict | None, overrides: dict) -> SampleConfig:
+    """A `SampleConfig` from a section (or its dict, as a model carries it) with single fields replaced."""
+    values = settings.to_dict() if isinstance(settings, SampleConfig) else dict(settings or {})
+    unknown = sorted(set(overrides) - set(SampleConfig().to_dict()))
+    if unknown:
+        raise TypeError(f"Sampler got unknown setting(s) {unknown}; the settings are the fields of SampleConfig.")
+    values.update(overrides)
+    return SampleConfig.from_dict(values)
+
+
+def model_config_of(model: keras.Model) -> ModelConfig:
+    """The `ModelConfig` a model carries (see model.DenoiserUNet), or one read back from its inputs.
+
+    The reading from inputs is for checkpoints saved before models carried their config (and for stand-in
+    networks in tests): it recovers what the sampler needs, image size, channels, condition kind and size and
+    the low resolution of a super-resolution stage, and leaves the network's widths and levels at one level.
+    """
+    if isinstance(getattr(model, "config", None), ModelConfig):
+        return model.config
+    names = [tensor.name for tensor in model.inputs]
+    image = model.inputs[0]
+    facts = {"image_size": image.shape[1], "channels": image.shape[3], "condition": "none"}
+    if "low_resolution_images" in names:
+        facts["low_resolution"] = model.inputs[names.index("low_resolution_images")].shape[1]
+    if "condition" in names:
+        condition = model.inputs[names.index("condition")]
+        if "int" in str(condition.dtype):
+            facts.update(condition="class", num_classes=model.get_layer("class_embedding").input_dim - 1)
+        elif len(condition.shape) == 2:
+            facts.update(condition="vector", condition_dim=condition.shape[1])
+        else:
+            facts.update(condition="sequence", condition_tokens=condition.shape[1], condition_dim=condition.shape[2])
+    one_level = {"width_multipliers": [1], "self_attention": [False], "cross_attention": [False]}
+    return ModelConfig(**facts, **one_level)

@@ -11,17 +11,13 @@ with the TensorFlow backend).
 
 from __future__ import annotations
 
-import typing
-
 import numpy as np
 from keras import ops
-
-from denoiser.config import NoiseDistribution, SampleConfig
 
 MIN_LEVEL = 1e-4
 MAX_LEVEL = 0.999
 
-TRAINING_DISTRIBUTIONS = typing.get_args(NoiseDistribution)  # the names data.noise_distribution takes
+TRAINING_DISTRIBUTIONS = ("folded_normal", "logit_normal", "uniform")  # the choices of data.noise_distribution
 
 
 def add_noise(images, noise, noise_level):
@@ -68,7 +64,7 @@ def training_noise_levels(uniform, distribution: str = "folded_normal"):
     return ops.clip(levels, MIN_LEVEL, MAX_LEVEL)
 
 
-def sampling_noise_levels(steps: int, max_level: float = SampleConfig.max_level, power: float = 3.0) -> np.ndarray:
+def sampling_noise_levels(steps: int, max_level: float, power: float = 3.0) -> np.ndarray:
     """The `steps + 1` noise levels a sampler walks through, from `max_level` down to exactly 0.
 
     Levels are s_i = 1 - t_i ** (1 / power) for t evenly spaced from (1 - max_level) ** power to 1.
@@ -88,7 +84,7 @@ def sampling_noise_levels(steps: int, max_level: float = SampleConfig.max_level,
     return levels.astype("float32")
 
 
-def log_snr_noise_levels(steps: int, max_level: float = SampleConfig.max_level, min_level: float = 0.002) -> np.ndarray:
+def log_snr_noise_levels(steps: int, max_level: float, min_level: float = 0.002) -> np.ndarray:
     """`steps + 1` levels evenly spaced in lambda = log((1 - s) / s) from `max_level` to `min_level`, then 0.
 
     Multistep solvers (DPM-Solver++) work in lambda, so even steps there suit them. Unlike the

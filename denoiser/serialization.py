@@ -1,8 +1,12 @@
-"""Saving and loading `.keras` denoisers without ever executing code from the file.
+"""Loading `.keras` denoisers without ever executing code from the file, and a sampler from one.
 
-A training checkpoint holds the network and its optimizer, whose state includes the moving
-average (EMA) of the weights. For sampling we want those averaged weights: `load_model(path,
-ema=True)` loads the file and copies them into the network.
+A training checkpoint holds the network (which carries its `ModelConfig` and what sampling needs of its
+run, see model.py) and its optimizer, whose state includes the moving average (EMA) of the weights. For
+sampling we want those averaged weights: `load_model(path, ema=True)` loads the file and copies them into
+the network. `load_sampler(path)` is the one way from a checkpoint or run directory to a `Sampler`.
+
+    >>> sampler = load_sampler("runs/fashion_mnist")                 # the run's own sampling settings
+    >>> sampler = load_sampler("model.keras", steps=10, solver="dpmpp_2m")
 """
 
 from __future__ import annotations
@@ -12,9 +16,14 @@ import zipfile
 
 import keras
 
-# Importing these registers the custom layers, the optimizer and its schedule with Keras, so `.keras` files load.
+# Importing these registers the custom layers, the U-Net, the optimizer and its schedule with Keras, so `.keras`
+# files load.
 import denoiser.layers  # noqa: F401
-import denoiser.optimizer  # noqa: F401
+from denoiser.data.sources import class_names_for
+from denoiser.model import DenoiserUNet
+from denoiser.optimizer import copy_ema_weights
+from denoiser.rundir import RunDirectory, model_run_info
+from denoiser.sampler import Sampler
 from denoiser.utils.errors import short_reason
 
 
@@ -48,20 +57,26 @@ def load_model(path: str | os.PathLike, compile: bool = False, ema: bool = False
     return model
 
 
-def ema_variables(model: keras.Model) -> dict:
-    """Map each trainable variable's path to its moving average, or {} if the optimizer keeps none."""
-    optimizer = getattr(model, "optimizer", None)
-    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # unwrap a loss-scale optimizer
-    averages = getattr(optimizer, "_model_variables_moving_average", None) if optimizer is not None else None
-    if not getattr(optimizer, "use_ema", False) or not averages:
-        return {}
-    return {
-        variable.path: average for variable, average in zip(model.trainable_variables, averages) if average is not None
-    }
+def find_checkpoint(path: str | os.PathLike) -> tuple[str, RunDirectory | None]:
+    """The checkpoint file that `path` (a `.keras` file or a run directory) names, and its run directory."""
+    checkpoint, run = RunDirectory.around(path)
+    if os.path.isdir(os.fspath(path)) and not os.path.exists(checkpoint):
+        raise CheckpointError(f"{path} has no checkpoints/latest.keras; has a training epoch finished there yet?")
+    return checkpoint, run
 
 
-def copy_ema_weights(model: keras.Model, into: keras.Model) -> None:
-    """Set `into`'s weights to `model`'s, using the moving averages where the optimizer keeps them."""
-    averages = ema_variables(model)
-    for source, target in zip(model.weights, into.weights):
-        target.assign(averages.get(source.path, source).value)
+def load_sampler(path: str | os.PathLike, **settings) -> Sampler:
+    """A `Sampler` over the averaged weights of a checkpoint or run directory, with the run's sampling settings.
+
+    `settings` replace single fields of them (steps=10, guidance=3.0, solver="dpmpp_2m"); a setting given as
+    None keeps the run's. A checkpoint saved before models carried their config is described by the run's
+    config.yaml beside it, or else by its inputs (see sampler.model_config_of).
+    """
+    checkpoint, run = find_checkpoint(path)
+    model = load_model(checkpoint, ema=True)
+    settings = {name: value for name, value in settings.items() if value is not None}
+    if isinstance(model, DenoiserUNet) or run is None or run.run_config() is None:
+        return Sampler(model, **settings)
+    config = run.run_config()  # an older checkpoint: its run's config.yaml says what it is
+    model.run_info = model_run_info(config, class_names_for(config))
+    return Sampler(model, config.sample, model_config=config.model, **settings)

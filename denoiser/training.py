@@ -1,15 +1,17 @@
 """Training: `model.fit` on batches from the data pipeline, into a run directory that survives interruptions.
 
-One batch goes: data/pipeline.py (shuffled uint8 images and conditions) -> objective.py (noised
-images, noise levels, dropped conditions; the clean image as the target; the L1 loss) -> `model.fit`
-here. The callbacks (callbacks.py) stop at a non-finite loss, back up a resumable state every
-`train.backup_every` steps and commit every epoch (checkpoint, log row, sample grid) into the run
-directory (rundir.py), which the trainer locks.
+`train()` is the story in four lines: prepare the run directory (lock it, clear half-written files,
+check the config against the run's), recover what an interrupted run left (`recover`), build a new
+model or go on with the recovered one, and `fit`. One batch goes: data/pipeline.py (shuffled uint8
+images and conditions) -> objective.py (noised images, noise levels, dropped conditions; the clean
+image as the target; the L1 loss) -> `model.fit` here. The callbacks (callbacks.py) stop at a
+non-finite loss, back up a resumable state every `train.backup_every` steps and commit every epoch
+(checkpoint, log row, sample grid) into the run directory (rundir.py), which the trainer locks.
 
 Running the same command again resumes at the step of the newest backup or checkpoint, with the
 same data order and noise as an uninterrupted run; it first repairs what the interruption left
-(half-written files, a missing log row or grid, a damaged newest checkpoint). `--epochs N` extends
-a finished run.
+(half-written files, a missing log row or grid, a damaged newest checkpoint). A larger `train.epochs`
+extends a finished run.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from denoiser import objective
 from denoiser.callbacks import (
     BackupCallback,
     EpochCommitCallback,
+    EvaluationCallback,
     NonFiniteLossGuard,
     SampleGridCallback,
     averaged_weights_sampler,
@@ -36,21 +39,96 @@ from denoiser.config import RunConfig
 from denoiser.data.dataset import Dataset, check_fits_model
 from denoiser.data.pipeline import steps_per_pass, training_pipeline
 from denoiser.data.sources import class_names_for, dataset_for_config
-from denoiser.evaluation.evaluator import EvaluationCallback
 from denoiser.model import build_unet
 from denoiser.multi_worker import MultiWorkerStrategy, own_run_dir
 from denoiser.optimizer import WarmupSchedule, make_optimizer
-from denoiser.rundir import RunDirectory, TrainingError, checkpoint_log_row, read_log, write_log
+from denoiser.rundir import RunDirectory, TrainingError, checkpoint_log_row, model_run_info, read_log, write_log
 from denoiser.serialization import CheckpointError, load_model
 
 __all__ = ["TrainingError", "train"]
 
 
-def evaluation_callbacks(run: RunDirectory, config: RunConfig) -> list[keras.callbacks.Callback]:
-    """The evaluation every `train.evaluate_every` epochs (none when 0), into RUN/evaluation/."""
-    if not config.train.evaluate_every:
-        return []
-    return [EvaluationCallback(run.path, config, config.train.evaluate_every, config.train.evaluate_num)]
+def train(
+    config: RunConfig,
+    run_dir: str | os.PathLike,
+    dataset: Dataset | None = None,
+    callbacks: list[keras.callbacks.Callback] = (),
+    verbose: int | str = "auto",
+) -> keras.Model:
+    """Train (or resume) the run in `run_dir`; returns the model with its averaged (EMA) weights.
+
+    `dataset` overrides `config.data.dataset` with your own arrays (see `denoiser.data.Dataset`).
+    Raises TrainingError when another trainer holds the directory or the loss stops being finite,
+    ConfigError when the settings differ from the run's in a way a resumed run cannot take up.
+    """
+    config.validate()
+    strategy = make_strategy(config.train.distribute)  # first: workers connect before TensorFlow runs anything
+    run = RunDirectory(own_run_dir(run_dir, strategy))
+    with run.lock():
+        changes = prepare_run(run, config)
+        dataset = dataset_for_config(config) if dataset is None else dataset
+        check_fits_model(dataset, config.model)
+        steps_per_epoch = config.train.steps_per_epoch or steps_per_pass(dataset, config.train.batch_size)
+        class_names = dataset.class_names or class_names_for(config)
+        with dtype_policy(config.train.mixed_precision), strategy.scope() if strategy else contextlib.nullcontext():
+            model, step = recover(run, config, steps_per_epoch, class_names, dataset)
+            if step >= config.train.epochs * steps_per_epoch:
+                print(f"{run.path} already finished {step // steps_per_epoch} epochs; raise `train.epochs`.")
+                return load_model(run.latest, ema=True)
+            model = new_model(config) if model is None else apply_changes(model, config, changes)
+            model.run_info = model_run_info(config, class_names)  # what its checkpoints tell a sampler
+            run.write_config(config)
+            fit(model, run, config, dataset, step, steps_per_epoch, class_names, callbacks, verbose)
+    return model
+
+
+def prepare_run(run: RunDirectory, config: RunConfig) -> list[str]:
+    """Clear what an interruption left half-written, and check `config` against the run's: the changed
+    settings a resumed run takes up (others are refused, see RunDirectory.check_resume)."""
+    for path in run.remove_temporaries():
+        print(f"Removed {path}, half-written when the last run was interrupted.")
+    return run.check_resume(config)
+
+
+def new_model(config: RunConfig) -> keras.Model:
+    """A fresh U-Net with its optimizer and loss, its initial weights fixed by `train.seed`."""
+    keras.utils.set_random_seed(config.train.seed)
+    model = build_unet(config.model)
+    model.compile(optimizer=make_optimizer(config), loss=objective.loss())
+    return model
+
+
+def fit(model, run, config, dataset, step, steps_per_epoch, class_names, callbacks=(), verbose="auto") -> None:
+    """`model.fit` from `step` to the end of `train.epochs`, with the callbacks that commit every epoch."""
+    fit_callbacks = [
+        NonFiniteLossGuard(steps_per_epoch, step),  # first: nothing after a non-finite loss runs
+        BackupCallback(run, config.train.backup_every, steps_per_epoch, step),
+        EpochCommitCallback(run, config.train.batch_size, steps_per_epoch, keep=config.train.keep_checkpoints),
+        SampleGridCallback(run, config, class_names, dataset),
+        *([EvaluationCallback(run, config)] if config.train.evaluate_every else []),
+        *callbacks,
+    ]
+    for first_epoch, end_epoch, steps in fit_calls(step, steps_per_epoch, config.train.epochs):
+        batches = training_pipeline(
+            dataset,
+            config.train.batch_size,
+            label_dropout=config.data.label_dropout,
+            distribution=config.data.noise_distribution,
+            seed=config.train.seed,
+            start_step=step,
+            model_config=config.model,
+            max_augmentation=config.data.max_augmentation,
+        )
+        model.fit(
+            batches,
+            initial_epoch=first_epoch,
+            epochs=end_epoch,
+            steps_per_epoch=steps,
+            verbose=verbose,
+            shuffle=False,  # the pipeline shuffles
+            callbacks=fit_callbacks,
+        )
+        step = end_epoch * steps_per_epoch
 
 
 def mixed_precision_policy() -> str:
@@ -85,76 +163,7 @@ def dtype_policy(mixed: bool):
         keras.config.set_dtype_policy(previous)
 
 
-def train(
-    config: RunConfig,
-    run_dir: str | os.PathLike,
-    dataset: Dataset | None = None,
-    callbacks: list[keras.callbacks.Callback] = (),
-    verbose: int | str = "auto",
-) -> keras.Model:
-    """Train (or resume) the run in `run_dir`; returns the model with its averaged (EMA) weights.
-
-    `dataset` overrides `config.data.dataset` with your own arrays (see `denoiser.data.Dataset`).
-    Raises TrainingError when another trainer holds the directory or the loss stops being finite,
-    ConfigError when the settings differ from the run's in a way a resumed run cannot take up.
-    """
-    config.validate()
-    strategy = make_strategy(config.train.distribute)  # first: workers connect before TensorFlow runs anything
-    run = RunDirectory(own_run_dir(run_dir, strategy))
-    with run.lock():
-        for path in run.remove_temporaries():
-            print(f"Removed {path}, half-written when the last run was interrupted.")
-        changes = run.check_resume(config)
-        if dataset is None:
-            dataset = dataset_for_config(config)
-        check_fits_model(dataset, config.model)
-        steps_per_epoch = config.train.steps_per_epoch or steps_per_pass(dataset, config.train.batch_size)
-        class_names = dataset.class_names or class_names_for(config)
-        with dtype_policy(config.train.mixed_precision), strategy.scope() if strategy else contextlib.nullcontext():
-            model, step = resume_state(run, steps_per_epoch)
-            repair(run, config, step // steps_per_epoch, steps_per_epoch, class_names, dataset)
-            if step // steps_per_epoch >= config.train.epochs:
-                print(f"{run.path} already finished {step // steps_per_epoch} epochs; pass a larger --epochs.")
-                return load_model(run.latest, ema=True)
-            if model is None:
-                keras.utils.set_random_seed(config.train.seed)
-                model = build_unet(config.model)
-                model.compile(optimizer=make_optimizer(config), loss=objective.loss())
-            else:
-                apply_changes(model, config, changes)
-            run.write_config(config)
-            fit_callbacks = [
-                NonFiniteLossGuard(steps_per_epoch, step),  # first: nothing after a non-finite loss runs
-                BackupCallback(run, config.train.backup_every, steps_per_epoch, step),
-                EpochCommitCallback(run, config.train.batch_size, steps_per_epoch, keep=config.train.keep_checkpoints),
-                SampleGridCallback(run, config, class_names, dataset),
-                *evaluation_callbacks(run, config),
-                *callbacks,
-            ]
-            for first_epoch, end_epoch, steps in fit_calls(step, steps_per_epoch, config.train.epochs):
-                batches = training_pipeline(
-                    dataset,
-                    config.train.batch_size,
-                    label_dropout=config.data.label_dropout,
-                    distribution=config.data.noise_distribution,
-                    seed=config.train.seed,
-                    start_step=step,
-                    model_config=config.model,
-                    max_augmentation=config.data.max_augmentation,
-                )
-                model.fit(
-                    batches,
-                    initial_epoch=first_epoch,
-                    epochs=end_epoch,
-                    steps_per_epoch=steps,
-                    verbose=verbose,
-                    shuffle=False,  # the pipeline shuffles
-                    callbacks=fit_callbacks,
-                )
-                step = end_epoch * steps_per_epoch
-    return model
-
-
+# ================================================================================ recovering an interrupted run
 def fit_calls(step: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, int, int]]:
     """The `model.fit` calls that train from `step` on, as (initial epoch, end epoch, steps per epoch).
 
@@ -168,6 +177,13 @@ def fit_calls(step: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, i
     if epoch < epochs:
         calls.append((epoch, epochs, steps_per_epoch))
     return calls
+
+
+def recover(run: RunDirectory, config: RunConfig, steps_per_epoch: int, class_names, dataset):
+    """The state to go on from, (model or None, step), after redoing what an interruption stopped."""
+    model, step = resume_state(run, steps_per_epoch)
+    repair(run, config, step // steps_per_epoch, steps_per_epoch, class_names, dataset)
+    return model, step
 
 
 def resume_state(run: RunDirectory, steps_per_epoch: int) -> tuple[keras.Model | None, int]:
@@ -215,10 +231,11 @@ def repair(run: RunDirectory, config: RunConfig, done: int, steps_per_epoch: int
             draw_sample_grid(sampler, run.sample_grid(epoch), config, class_names, dataset, title)
 
 
-def apply_changes(model: keras.Model, config: RunConfig, changes: list[str]) -> None:
+def apply_changes(model: keras.Model, config: RunConfig, changes: list[str]) -> keras.Model:
     """Take up the settings changed since the run started (rundir.CHANGEABLE_ON_RESUME), saying which."""
     if not changes:
-        return
+        return model
     print("Applying the changed settings: " + "; ".join(changes) + ".")
     optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # unwrap a loss-scale optimizer
     optimizer.learning_rate = WarmupSchedule(config.train.learning_rate, config.train.warmup_steps)
+    return model

@@ -7,16 +7,8 @@ from PIL import Image
 
 from denoiser import Sampler, build_unet
 from denoiser.cli import main
-from denoiser.editing import (
-    EditError,
-    box_mask,
-    image_from_file,
-    image_to_image,
-    inpaint,
-    mask_from_file,
-    outpaint,
-    repaint_path,
-)
+from denoiser.cli.editing import box_mask, image_from_file, mask_from_file
+from denoiser.editing import EditError, image_to_image, inpaint, outpaint, repaint_path
 from denoiser.schedule import add_noise, renoise
 from denoiser.utils.plotting import ProcessRecorder
 
@@ -65,9 +57,9 @@ def test_every_editor_is_deterministic_under_a_seed(class_model, image, solver):
     sampler = Sampler(class_model, steps=3, guidance=2.0, solver=solver)
     labels = np.array([1, 2])
     editors = {
-        "inpaint": lambda seed: inpaint(sampler, image, left_half_mask(), labels, seed=seed, resample=2, jump=1),
-        "outpaint": lambda seed: outpaint(sampler, image, 3, "top", condition=labels, seed=seed),
-        "img2img": lambda seed: image_to_image(sampler, image, 0.7, labels, seed=seed),
+        "inpaint": lambda seed: inpaint(sampler, image, left_half_mask(), condition=labels, seed=seed, resample=2, jump=1),
+        "outpaint": lambda seed: outpaint(sampler, image, 3, side="top", condition=labels, seed=seed),
+        "img2img": lambda seed: image_to_image(sampler, image, 0.7, condition=labels, seed=seed),
     }
     for name, edit in editors.items():
         first = edit(7)
@@ -100,14 +92,14 @@ def test_renoising_gives_the_same_statistics_as_noising_directly():
 @pytest.mark.parametrize("side", ["left", "right", "top", "bottom"])
 def test_outpainting_adds_a_band_and_keeps_the_image(class_model, image, side):
     sampler = Sampler(class_model, steps=3, guidance=2.0)
-    result = outpaint(sampler, image, 3, side, condition=np.array([1, 2]))
+    result = outpaint(sampler, image, 3, side=side, condition=np.array([1, 2]))
     kept = {"left": result[:, :, 3:], "right": result[:, :, :8], "top": result[:, 3:], "bottom": result[:, :8]}[side]
     band = {"left": result[:, :, :3], "right": result[:, :, 8:], "top": result[:, :3], "bottom": result[:, 8:]}[side]
     assert result.shape == ((2, 8, 11, 1) if side in ("left", "right") else (2, 11, 8, 1))
     np.testing.assert_array_equal(kept, np.broadcast_to(image, (2, 8, 8, 1)))
     assert band.std() > 0.01
     # Grown images can grow again.
-    assert outpaint(sampler, result[0], 2, side).shape[1:3] == ((8, 13) if side in ("left", "right") else (13, 8))
+    assert outpaint(sampler, result[0], 2, side=side).shape[1:3] == ((8, 13) if side in ("left", "right") else (13, 8))
 
 
 def test_outpainting_refuses_a_band_as_wide_as_the_canvas(class_model, image):

@@ -10,8 +10,7 @@ from helpers import make_tiny_run
 
 from denoiser.cli import main
 from denoiser.deploy.onnx import ExportError, example_inputs, export_onnx, parity, write_onnx
-from denoiser.generation import load_sampler
-from denoiser.model import describe_inputs
+from denoiser.serialization import load_sampler
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("tf2onnx") is None or importlib.util.find_spec("onnxruntime") is None,
@@ -46,7 +45,7 @@ def test_export_writes_the_network_and_its_description(class_export):
     run, out = class_export
     assert sorted(os.listdir(out)) == ["denoiser.json", "model.onnx"]
     info = json.loads((out / "denoiser.json").read_text())
-    sampler, _ = load_sampler(run, steps=8)
+    sampler = load_sampler(run, steps=8)
     assert info["inputs"] == ["noisy_images", "noise_level", "condition"] and info["output"] == "x0_hat"
     assert (info["image_size"], info["channels"]) == (16, 3)
     assert info["condition"]["kind"] == "class" and info["condition"]["num_classes"] == 8
@@ -58,19 +57,19 @@ def test_export_writes_the_network_and_its_description(class_export):
 
 def test_onnxruntime_matches_keras_on_random_inputs(class_export):
     run, out = class_export
-    sampler, _ = load_sampler(run)
+    sampler = load_sampler(run)
     assert onnx_against_keras(sampler.model, str(out / "model.onnx"), seed=7) < 1e-4
 
 
 @pytest.mark.parametrize("condition,channels", [("vector", 3), ("sequence", 1), ("none", 1)])
 def test_every_condition_kind_exports_within_tolerance(condition, channels, tmp_path):
     run = make_tiny_run(tmp_path / "run", condition=condition, channels=channels, seed=3)
-    sampler, _ = load_sampler(run)
+    sampler = load_sampler(run)
     path = str(tmp_path / "model.onnx")
     write_onnx(sampler.model, path)
     assert parity(sampler.model, path) < 1e-4
     assert onnx_against_keras(sampler.model, path, seed=11) < 1e-4
-    assert describe_inputs(sampler.model)["condition"] == condition
+    assert sampler.model_config.condition == condition
 
 
 @needs_open_clip

@@ -113,7 +113,7 @@ def test_evaluate_writes_json_and_the_memorization_picture(trained_run, tmp_path
 
 
 def test_evaluate_defaults_to_the_run_directory(trained_run):
-    from denoiser.evaluation.evaluator import default_output
+    from denoiser.evaluation.report import default_output
 
     assert default_output(trained_run) == os.path.join(str(trained_run), "evaluation", "latest.json")
 

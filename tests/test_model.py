@@ -11,7 +11,7 @@ import pytest
 from helpers import randomize_weights, tiny
 
 from denoiser import ConfigError, ModelConfig, Sampler, add_noise, build_unet, load_model
-from denoiser.model import describe_inputs
+from denoiser.sampler import model_config_of
 
 
 def example_inputs(config: ModelConfig, batch: int = 4, seed: int = 0):
@@ -38,7 +38,7 @@ def test_every_condition_kind_gives_float32_images_of_the_input_shape(condition,
     output = keras.ops.convert_to_numpy(model(inputs))
     assert output.shape == inputs[0].shape and output.dtype == np.float32
     assert np.isfinite(output).all() and output.std() > 0
-    assert describe_inputs(model)["condition"] == condition
+    assert model.config.condition == condition and model_config_of(model) is model.config
     assert len(model.inputs) == (2 if condition == "none" else 3)
 
 
@@ -115,7 +115,7 @@ def test_keras_file_round_trip_in_safe_mode_gives_the_same_outputs(tmp_path, con
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(loaded(inputs)), keras.ops.convert_to_numpy(model(inputs)), rtol=1e-5, atol=1e-5
     )
-    assert describe_inputs(loaded) == describe_inputs(model)
+    assert loaded.config == model.config  # the checkpoint carries its ModelConfig
 
 
 def test_truncated_checkpoint_gives_a_clear_error(tmp_path):

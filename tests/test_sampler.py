@@ -125,7 +125,7 @@ def test_callback_sees_every_step_with_its_noise_level_and_prediction(class_mode
     sampler = Sampler(class_model, steps=4, guidance=2.0)
     final = sampler.sample(np.array([1, 2]), seed=0, callback=lambda step, level, x0: seen.append((step, level, x0)))
     assert [step for step, _, _ in seen] == [0, 1, 2, 3]
-    np.testing.assert_allclose([level for _, level, _ in seen], sampling_noise_levels(4)[:-1])
+    np.testing.assert_allclose([level for _, level, _ in seen], sampling_noise_levels(4, 0.95)[:-1])
     _, predictions = reference_sample(
         class_model, sampler.noise(2, seed=0), sampler.levels_from(0.95), np.array([[1], [2]], "int32"), 2.0
     )

@@ -53,11 +53,11 @@ def test_sampling_grid_falls_from_max_level_to_exactly_zero(steps):
 
 
 def test_sampling_steps_shrink_towards_clean_images():
-    steps = -np.diff(sampling_noise_levels(20))
+    steps = -np.diff(sampling_noise_levels(20, 0.95))
     assert steps[-1] < steps[0]
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5])
 def test_bad_step_count_is_refused(bad):
     with pytest.raises(ValueError, match="steps"):
-        sampling_noise_levels(bad)
+        sampling_noise_levels(bad, 0.95)

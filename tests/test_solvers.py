@@ -54,7 +54,7 @@ def test_the_second_order_solver_is_far_closer_to_the_exact_samples():
     exact = exact_solution(START, 0.5, 0.0)
     errors = {
         solver: np.abs(
-            Sampler(linear_network(), 20, max_level=0.5, solver=solver, spacing="power").sample(
+            Sampler(linear_network(), steps=20, max_level=0.5, solver=solver, spacing="power").sample(
                 noise=START, num_images=1
             )
             - exact
@@ -77,7 +77,7 @@ def test_the_first_step_and_a_step_after_a_jump_back_are_ddim_steps():
 
 
 def test_a_prediction_that_never_changes_is_followed_exactly_by_every_solver():
-    levels = sampling_noise_levels(5)
+    levels = sampling_noise_levels(5, 0.95)
     target = np.full((1, 2, 2, 1), 0.3, "float32")
     for name in ("ddim", "dpmpp_2m"):
         solver, x = make_solver(name, levels), np.ones_like(target)
@@ -88,19 +88,19 @@ def test_a_prediction_that_never_changes_is_followed_exactly_by_every_solver():
 
 def test_each_solver_brings_its_own_grid_unless_another_is_asked_for():
     model = build_unet(tiny())
-    np.testing.assert_allclose(Sampler(model, 10).noise_levels, sampling_noise_levels(10))
-    np.testing.assert_allclose(Sampler(model, 10, solver="dpmpp_2m").noise_levels, log_snr_noise_levels(10))
+    np.testing.assert_allclose(Sampler(model, steps=10).noise_levels, sampling_noise_levels(10, 0.95))
+    np.testing.assert_allclose(Sampler(model, steps=10, solver="dpmpp_2m").noise_levels, log_snr_noise_levels(10, 0.95))
     np.testing.assert_allclose(
-        Sampler(model, 10, solver="dpmpp_2m", spacing="power").noise_levels, sampling_noise_levels(10)
+        Sampler(model, steps=10, solver="dpmpp_2m", spacing="power").noise_levels, sampling_noise_levels(10, 0.95)
     )
-    levels = log_snr_noise_levels(10)
+    levels = log_snr_noise_levels(10, 0.95)
     assert levels[0] == pytest.approx(0.95) and levels[-2] == pytest.approx(0.002) and levels[-1] == 0
     assert np.all(np.diff(levels) < 0)
 
 
 def test_unknown_solver_or_spacing_lists_the_choices():
     model = build_unet(tiny())
-    with pytest.raises(ValueError, match="ddim, dpmpp_2m"):
+    with pytest.raises(ValueError, match="'ddim', 'dpmpp_2m'"):
         Sampler(model, solver="euler")
     with pytest.raises(ValueError, match="power, log_snr"):
         Sampler(model, spacing="cosine")

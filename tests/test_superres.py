@@ -16,12 +16,12 @@ from denoiser.cli import main
 from denoiser.data.dataset import Dataset
 from denoiser.data.pipeline import training_pipeline
 from denoiser.evaluation.classifier import build_classifier, cache_path
-from denoiser.model import build_unet, describe_inputs
+from denoiser.model import build_unet
 from denoiser.objective import loss, scale_images
-from denoiser.utils.images import downsample
 from denoiser.rundir import RunDirectory
 from denoiser.sampler import Sampler
 from denoiser.serialization import load_model
+from denoiser.utils.images import downsample
 
 
 def tiny_sr(**changes):
@@ -50,7 +50,7 @@ def test_sr_network_shapes_and_safe_mode_round_trip(tmp_path):
     model.save(path)
     loaded = load_model(path)  # safe_mode=True
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(sr_inputs())), output, atol=1e-5)
-    assert describe_inputs(loaded) == {**describe_inputs(model), "low_resolution": 8}
+    assert loaded.config == model.config and loaded.config.low_resolution == 8
 
 
 def test_the_augmentation_level_changes_the_output():
@@ -186,7 +186,7 @@ def test_an_sr_stage_trains_into_its_run_directory_with_grids_and_resumes(tmp_pa
     run = RunDirectory(tmp_path)
     assert run.finished_epochs() == [1, 2]
     assert os.path.isfile(run.sample_grid(2))
-    assert describe_inputs(load_model(run.latest))["low_resolution"] == 12
+    assert load_model(run.latest).config.low_resolution == 12
 
 
 def test_an_sr_stage_exports_to_onnx_with_its_low_resolution(tmp_path):

@@ -20,7 +20,8 @@ from denoiser import build_unet, generate, interpolate, resolve_config, train
 from denoiser.cli import main
 from denoiser.config import ModelConfig, parse_override
 from denoiser.data.cache import read_note
-from denoiser.generation import prompt_conditions, slerp
+from denoiser.conditions import prompt_conditions
+from denoiser.generation import slerp
 from denoiser.rundir import RunDirectory
 from denoiser.sampler import Sampler
 
@@ -198,7 +199,7 @@ def test_prompts_are_refused_by_a_class_model():
         )
     )
     with pytest.raises(ValueError, match="class labels, not text"):
-        prompt_conditions(["a red dress"], Sampler(model), None, ENCODER)
+        prompt_conditions(["a red dress"], Sampler(model), ENCODER)
 
 
 def test_slerp_stays_on_the_sphere_and_handles_the_empty_prompt():

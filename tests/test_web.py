@@ -23,7 +23,7 @@ from helpers import make_tiny_run
 from denoiser.cascade import Cascade
 from denoiser.deploy.onnx import export_onnx
 from denoiser.deploy.server import make_server, page_url
-from denoiser.generation import load_sampler
+from denoiser.serialization import load_sampler
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def class_page(browser, class_export):
 )
 def test_the_page_samples_like_the_python_sampler(class_page, solver, steps, guidance, choice):
     driver, run = class_page
-    sampler, _ = load_sampler(run, steps=steps, guidance=guidance, solver=solver)
+    sampler = load_sampler(run, steps=steps, guidance=guidance, solver=solver)
     noise = sampler.noise(1, seed=choice)
     expected = sampler.sample(condition=np.array([choice]), noise=noise)
     image, levels = generate_in_page(driver, noise, choice=choice, steps=steps, guidance=guidance, solver=solver)
@@ -106,7 +106,7 @@ def test_the_page_samples_a_text_model_from_its_exported_prompts(browser, tmp_pa
     server = serve(tmp_path / "exported")
     try:
         browser.get(page_url(server))
-        sampler, _ = load_sampler(run, steps=5, guidance=2.5)
+        sampler = load_sampler(run, steps=5, guidance=2.5)
         noise = sampler.noise(1, seed=1)
         expected = sampler.sample(condition=encode_texts(prompts[1:], "open_clip/ViT-B-32/none"), noise=noise)
         image, _ = generate_in_page(browser, noise, choice=2, steps=5, guidance=2.5, solver="ddim")
@@ -164,7 +164,7 @@ def cascade_noises(samplers, seed: int) -> dict:
 def test_the_page_samples_a_cascade_like_python(cascade_page, solver, steps, guidance, choice, seed):
     driver, base, upscaler, _ = cascade_page
     samplers = [
-        load_sampler(run, steps=n, guidance=g, solver=solver)[0] for run, n, g in zip((base, upscaler), steps, guidance)
+        load_sampler(run, steps=n, guidance=g, solver=solver) for run, n, g in zip((base, upscaler), steps, guidance)
     ]
     expected = Cascade(samplers).sample_stages(condition=np.array([choice]), seed=seed)
     options = {"choice": choice, "steps": steps[0], "guidance": guidance[0], "solver": solver}

@@ -9,12 +9,14 @@ Options that several commands share (--checkpoint, --steps, --guidance, --seed, 
 declared once, in options.py. This module builds the parser from the list of commands and runs one.
 
 Errors in what the user gave (a bad option or config value, a missing or damaged checkpoint) are
-printed as one line and exit with status 2; a training run that cannot go on (its loss became NaN, its
+printed as one line and exit with status 2, the library's parameter names in them (`labels`) worded as
+this command line's flags (--label); a training run that cannot go on (its loss became NaN, its
 run directory is in use) exits with 1; an interrupted training run exits with 130 and resumes when the
 same command is run again.
 """
 
 import argparse
+import re
 import sys
 
 from denoiser.cli import data, editing, evaluate, sampling, shapes, train, upscale, web
@@ -42,6 +44,27 @@ COMMANDS: tuple[Command, ...] = (
 # and ExportError; OSError covers DownloadError and files that are missing or cannot be written.
 USER_ERRORS = (ValueError, CheckpointError, OSError)
 
+# The library's errors name parameters in backquotes (`labels`); on the command line they are these flags.
+FLAGS = {
+    "labels": "--label",
+    "prompts": "--prompt",
+    "prompt": "--prompt",
+    "from_prompt": "--from",
+    "to_prompt": "--to",
+    "seeds": "--seeds",
+    "encoder": "--encoder",
+    "num": "--num",
+    "strength": "--strength",
+    "run_dir": "--run-dir",
+    "train.epochs": "--epochs",
+    "where": "--where",
+    "count": "--count",
+    "url_column": "--url-column",
+    "caption_column": "--caption-column",
+    "out": "--out",
+    "inception": "--inception",
+}
+
 
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, `denoiser sample: error: ...`, with exit status 2."""
@@ -59,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def one_line(error: Exception) -> str:
-    """The error's message with its line breaks and runs of spaces collapsed: one line on the terminal."""
-    return " ".join(str(error).split())
+    """The error's message on one line (line breaks and runs of spaces collapsed), parameters worded as flags."""
+    message = " ".join(str(error).split())
+    return re.sub(r"`([\w.]+)`", lambda match: FLAGS.get(match.group(1), match.group(1)), message)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,8 @@ import argparse
 
 from denoiser.cli import options
 from denoiser.cli.command import Command
-from denoiser.evaluation.evaluator import evaluate, summary_lines
+from denoiser.evaluation.evaluator import summary_lines
+from denoiser.evaluation.report import evaluate
 
 EPILOG = """Class-conditional models are judged by a small classifier that is trained once on the data
 set's training split and cached (KERAS_HOME/denoiser/classifiers/): conditional accuracy and the
@@ -44,11 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     results = evaluate(
         args.checkpoint,
-        args.num,
-        args.steps,
-        args.guidance,
-        args.solver,
-        args.seed,
+        num=args.num,
+        seed=args.seed,
+        steps=args.steps,
+        guidance=args.guidance,
+        solver=args.solver,
         inception=args.inception,
         out=args.out,
         nearest=args.nearest,

@@ -15,7 +15,7 @@ from denoiser.solvers import SOLVERS
 from denoiser.utils.plotting import ProcessRecorder
 
 CHECKPOINT_HELP = "a .keras checkpoint, or a run directory (uses checkpoints/latest.keras)"
-SOLVER_HELP = "ddim (first order) or dpmpp_2m (second order, ~10 steps suffice) (default: %(default)s)"
+SOLVER_HELP = "ddim (first order) or dpmpp_2m (second order, ~10 steps suffice) (default: the run's sample.solver)"
 ENCODER_HELP = "the text encoder, only for a checkpoint without its run's config.yaml beside it"
 
 
@@ -106,7 +106,7 @@ def add_sampling(parser: argparse.ArgumentParser, seed_help: str = "noise seed")
 
 def add_solver(parser: argparse.ArgumentParser, help_text: str = SOLVER_HELP) -> None:
     """--solver: the step rule of the sampler."""
-    parser.add_argument("--solver", default="ddim", choices=list(SOLVERS), help=help_text)
+    parser.add_argument("--solver", choices=list(SOLVERS), help=help_text)
 
 
 def add_process_pictures(parser: argparse.ArgumentParser) -> None:

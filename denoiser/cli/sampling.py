@@ -7,12 +7,11 @@ import textwrap
 
 import numpy as np
 
-from denoiser.cascade import generate_cascade, load_cascade, recording_across_stages
+from denoiser.cascade import recording_across_stages
 from denoiser.cli import options
 from denoiser.cli.command import Command
-from denoiser.data.encoders import wrap_label
-from denoiser.generation import generate, interpolate
-from denoiser.utils.plotting import save_grid, to_uint8
+from denoiser.generation import generate, interpolate, load_cascade
+from denoiser.utils.plotting import save_grid, to_uint8, wrap_label
 
 SAMPLE_EPILOG = """examples:
   denoiser sample --checkpoint runs/shapes --out samples.png
@@ -46,22 +45,23 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_sample(args: argparse.Namespace) -> None:
     process = options.process_recorder(args)
-    if args.upscale:
-        images, labels, names = sample_cascade(args, process)
-    else:
-        images, labels, names = generate(
-            args.checkpoint,
-            args.label,
-            args.num,
-            args.steps,
-            args.guidance,
-            args.seed,
-            progress=True,
-            solver=args.solver,
-            callback=process,
-            prompts=args.prompt,
-            encoder=args.encoder,
-        )
+    settings = {"steps": args.steps, "guidance": args.guidance, "solver": args.solver}
+    source, callback = args.checkpoint, process
+    if args.upscale:  # the base checkpoint's samples through the super-resolution stages
+        source = load_cascade(args.checkpoint, args.upscale, **settings)
+        callback = None if process is None else recording_across_stages(process, source.image_shape[0])
+        settings = {}
+    images, labels, names = generate(
+        source,
+        args.label,
+        prompts=args.prompt,
+        num_per_label=args.num,
+        seed=args.seed,
+        progress=True,
+        callback=callback,
+        encoder=args.encoder,
+        **settings,
+    )
     if args.prompt:
         names = [wrap_label(prompt) or "(no prompt)" for prompt in names]
     save_grid(images, args.out, rows=len(names), row_labels=names if labels.any() or args.prompt else None)
@@ -70,13 +70,6 @@ def run_sample(args: argparse.Namespace) -> None:
         np.savez_compressed(args.npz, images=to_uint8(images), labels=labels)
         print(f"Wrote {args.npz}")
     options.save_process_pictures(process, args, rows=len(names))
-
-
-def sample_cascade(args: argparse.Namespace, process):
-    """`denoiser sample --upscale`: the base checkpoint's samples through the super-resolution stages."""
-    cascade, config = load_cascade(args.checkpoint, args.upscale, args.steps, args.guidance, args.solver)
-    callback = None if process is None else recording_across_stages(process, cascade.image_shape[0])
-    return generate_cascade(cascade, config, args.label, args.num, args.seed, True, callback, args.prompt, args.encoder)
 
 
 def add_interpolate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,16 +101,16 @@ def strip_title(args: argparse.Namespace) -> str:
 def run_interpolate(args: argparse.Namespace) -> None:
     images = interpolate(
         args.checkpoint,
-        args.from_prompt,
-        args.to_prompt,
-        args.prompt,
-        args.seeds,
-        args.frames,
-        args.steps,
-        args.guidance,
-        args.seed,
-        args.encoder,
+        from_prompt=args.from_prompt,
+        to_prompt=args.to_prompt,
+        prompt=args.prompt,
+        seeds=args.seeds,
+        frames=args.frames,
+        seed=args.seed,
+        encoder=args.encoder,
         progress=True,
+        steps=args.steps,
+        guidance=args.guidance,
     )
     save_grid(images, args.out, rows=1, title=strip_title(args))
     print(f"Wrote {args.out}")

@@ -6,11 +6,12 @@ import argparse
 
 from PIL import Image
 
-from denoiser.cascade import size_text, upscale
+from denoiser.cascade import upscale
 from denoiser.cli import options
 from denoiser.cli.command import Command
-from denoiser.generation import label_ids, load_sampler, prompt_conditions
-from denoiser.utils.images import image_size, load_image, to_uint8
+from denoiser.conditions import label_ids, prompt_conditions
+from denoiser.serialization import load_sampler
+from denoiser.utils.images import image_size, load_image, size_text, to_uint8
 
 UPSCALE_EPILOG = """examples:
   denoiser upscale --checkpoint runs/fmnist_sr --image small.png --out large.png
@@ -31,7 +32,7 @@ def add_upscale_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_upscale(args: argparse.Namespace) -> None:
-    sampler, config = load_sampler(args.checkpoint, args.steps, args.guidance, args.solver)
+    sampler = load_sampler(args.checkpoint, steps=args.steps, guidance=args.guidance, solver=args.solver)
     shape = sampler.low_resolution_shape
     if shape is None:
         raise ValueError(f"{args.checkpoint} is a base model, not a super-resolution stage; give an SR run.")
@@ -41,9 +42,9 @@ def run_upscale(args: argparse.Namespace) -> None:
     low = load_image(args.image, shape[0], shape[2])
     condition = None
     if args.prompt is not None:
-        condition = prompt_conditions([args.prompt], sampler, config, args.encoder)
+        condition = prompt_conditions([args.prompt], sampler, args.encoder)
     elif args.label is not None:
-        condition = label_ids([args.label], sampler, config)[0]
+        condition = label_ids([args.label], sampler)[0]
     image = to_uint8(upscale(sampler, low, condition, args.seed, progress=True))[0]
     Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(args.out)
     print(f"Wrote {args.out} ({size_text(image.shape)})")

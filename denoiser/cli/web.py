@@ -40,7 +40,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
         steps_help="the page's default steps (default: the run's)",
         guidance_help="the page's default guidance (default: the run's)",
     )
-    options.add_solver(parser, help_text="the page's default solver (default: %(default)s)")
+    options.add_solver(parser, help_text="the page's default solver (default: the run's sample.solver)")
 
 
 def run_export(args: argparse.Namespace) -> None:
@@ -49,7 +49,7 @@ def run_export(args: argparse.Namespace) -> None:
         with open(args.prompts_file) as handle:
             prompts += [line.strip() for line in handle if line.strip()]
     settings = dict(steps=args.steps, guidance=args.guidance, solver=args.solver, encoder=args.encoder)
-    info = export_onnx(args.checkpoint, args.out, prompts, upscales=args.upscale, **settings)
+    info = export_onnx(args.checkpoint, args.out, prompts=prompts, upscales=args.upscale, **settings)
     if args.upscale:
         sizes = " -> ".join(f"{stage['image_size']}x{stage['image_size']}" for stage in info["stages"])
         print(

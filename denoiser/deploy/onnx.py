@@ -31,7 +31,8 @@ import keras
 import numpy as np
 
 from denoiser.cascade import Cascade
-from denoiser.generation import class_names, load_sampler, prompt_conditions, text_encoder
+from denoiser.conditions import class_name, prompt_conditions, text_encoder
+from denoiser.serialization import load_sampler
 from denoiser.utils.files import atomic_path, write_json
 
 FORMAT = "denoiser-web/1"
@@ -47,39 +48,38 @@ class ExportError(ValueError):
 def export_onnx(
     path,
     out_dir,
+    *,
     prompts=(),
-    steps: int | None = None,
-    guidance: float | None = None,
-    solver: str = "ddim",
     encoder: str | None = None,
     tolerance: float = 1e-4,
     upscales=(),
+    **settings,
 ) -> dict:
     """Write `model.onnx`, `denoiser.json` (and `prompts.bin` for a text model) into `out_dir`.
 
     path: a checkpoint or run directory (the averaged weights are exported).
     prompts: for text-conditioned models, the prompts the page offers; their embeddings are stored.
-    steps, guidance, solver: the page's defaults (the run's sampling settings unless given).
+    settings: the page's sampling defaults (steps=, guidance=, solver=; the run's sampling settings unless given).
     upscales: super-resolution checkpoints or run directories to run after `path`, in order (as
-    `denoiser sample --upscale`): the cascade is exported stage by stage (`export_cascade`); steps and
-    guidance then set the base's defaults, each super-resolution stage keeps its run's (as `load_cascade`).
+    `denoiser sample --upscale`): the cascade is exported stage by stage (`export_cascade`); `settings`
+    then set the base's defaults, each super-resolution stage keeps its run's (as `load_cascade`).
     Returns the JSON description that was written (the top-level one for a cascade).
     """
-    sampler, config = load_sampler(path, steps, guidance, solver)
+    sampler = load_sampler(path, **settings)
     if upscales:
-        stages = [(sampler, config), *(load_sampler(stage, solver=solver) for stage in upscales)]
-        return export_cascade(stages, out_dir, prompts, encoder, tolerance)
-    return export_sampler(sampler, config, out_dir, prompts, encoder, tolerance)
+        stages = [sampler, *(load_sampler(stage, solver=settings.get("solver")) for stage in upscales)]
+        return export_cascade(Cascade(stages), out_dir, prompts, encoder, tolerance)
+    return export_sampler(sampler, out_dir, prompts, encoder, tolerance)
 
 
-def export_sampler(sampler, config, out_dir, prompts=(), encoder: str | None = None, tolerance: float = 1e-4) -> dict:
-    """`export_onnx` for a loaded sampler and its run's config (None without one)."""
-    kind = sampler.inputs["condition"]
+def export_sampler(sampler, out_dir, prompts=(), encoder: str | None = None, tolerance: float = 1e-4) -> dict:
+    """`export_onnx` for a loaded sampler (which knows its run's class names and text encoder)."""
+    kind = sampler.model_config.condition
     if prompts and kind in ("class", "none"):
-        raise ExportError(f"This model's condition is {kind!r}, not text: leave out --prompt.")
+        raise ExportError(f"This model's condition is {kind!r}, not text: leave out `prompts`.")
     if not prompts and kind in ("vector", "sequence"):
-        raise ExportError("This model is conditioned on text: give the prompts the page should offer with --prompt.")
-    table = prompt_conditions(list(prompts), sampler, config, encoder) if prompts else None
+        raise ExportError("This model is conditioned on text: give the `prompts` the page should offer.")
+    table = prompt_conditions(list(prompts), sampler, encoder) if prompts else None
 
     os.makedirs(out_dir, exist_ok=True)
     model_path = os.path.join(out_dir, "model.onnx")
@@ -91,7 +91,7 @@ def export_sampler(sampler, config, out_dir, prompts=(), encoder: str | None = N
             f"onnxruntime and Keras disagree by up to {difference:.2e} (tolerance {tolerance:.0e}); "
             "the exported file is not trustworthy. Please report this with your Keras and tf2onnx versions."
         )
-    description = describe(sampler, class_names(config), list(prompts), table, difference)
+    description = describe(sampler, list(prompts), table, difference)
     if table is not None:
         with atomic_path(os.path.join(out_dir, "prompts.bin")) as temporary:
             table.astype("<f4").tofile(temporary)
@@ -160,14 +160,15 @@ def parity(model: keras.Model, path: str, batch: int = 4, seed: int = 0) -> floa
     return float(np.max(np.abs(exported - reference)))
 
 
-def describe(sampler, names, prompts, table, difference: float) -> dict:
+def describe(sampler, prompts, table, difference: float) -> dict:
     """What the web page needs to know besides the network, as a JSON-ready dict."""
-    inputs = sampler.inputs
-    condition = {"kind": inputs["condition"]}
-    if inputs["condition"] == "class":
-        count = inputs["num_classes"]
+    config = sampler.model_config
+    condition = {"kind": config.condition}
+    if config.condition == "class":
+        names = sampler.class_names
         condition.update(
-            num_classes=count, class_names=[names[i] if i < len(names) else f"class {i + 1}" for i in range(count)]
+            num_classes=config.num_classes,
+            class_names=[class_name(i, names) for i in range(1, config.num_classes + 1)],
         )
     elif table is not None:
         condition.update(prompts=prompts, table="prompts.bin", table_shape=list(table.shape), dtype="float32")
@@ -177,8 +178,8 @@ def describe(sampler, names, prompts, table, difference: float) -> dict:
         "opset": OPSET,
         "inputs": [tensor.name for tensor in sampler.model.inputs],
         "output": OUTPUT_NAME,
-        "image_size": inputs["image_size"],
-        "channels": inputs["channels"],
+        "image_size": config.image_size,
+        "channels": config.channels,
         "condition": condition,
         "sampling": {
             "steps": sampler.steps,
@@ -191,29 +192,28 @@ def describe(sampler, names, prompts, table, difference: float) -> dict:
         },
         "parity_max_abs_difference": difference,
     }
-    if inputs["low_resolution"]:  # a super-resolution stage of a cascade: what it upscales, how noised
+    if config.super_resolution:  # a super-resolution stage of a cascade: what it upscales, how noised
         description["super_resolution"] = {
-            "low_resolution": inputs["low_resolution"],
+            "low_resolution": config.low_resolution,
             "augmentation_level": sampler.augmentation_level,
         }
     return description
 
 
 # ================================================================================ a cascade, stage by stage
-def export_cascade(loaded, out_dir, prompts=(), encoder: str | None = None, tolerance: float = 1e-4) -> dict:
+def export_cascade(cascade: Cascade, out_dir, prompts=(), encoder: str | None = None, tolerance: float = 1e-4) -> dict:
     """Export every stage of a cascade into `out_dir/stage-K` and list them in `out_dir/denoiser.json`.
 
-    loaded: the stages' (sampler, config) pairs, in the order they run. prompts: for text-conditioned
-    stages, the prompts the page offers. Returns the top-level description that was written.
+    prompts: for text-conditioned stages, the prompts the page offers. Returns the top-level description
+    that was written.
     """
-    Cascade([sampler for sampler, _ in loaded])  # refuses a stage that does not upscale the previous stage's size
-    check_shared_condition(loaded, encoder)
+    check_shared_condition(cascade.samplers, encoder)
     stages, condition = [], {"kind": "none"}
-    for index, (sampler, config) in enumerate(loaded):
+    for index, sampler in enumerate(cascade.samplers):
         folder = f"stage-{index}"
-        conditioned = sampler.inputs["condition"] != "none"
+        conditioned = sampler.model_config.conditional
         stage_prompts = prompts if conditioned else ()
-        info = export_sampler(sampler, config, os.path.join(out_dir, folder), stage_prompts, encoder, tolerance)
+        info = export_sampler(sampler, os.path.join(out_dir, folder), stage_prompts, encoder, tolerance)
         if conditioned and condition["kind"] == "none":  # the first conditioned stage names the shared choices
             condition = {
                 key: info["condition"][key] for key in ("kind", "class_names", "prompts") if key in info["condition"]
@@ -223,8 +223,8 @@ def export_cascade(loaded, out_dir, prompts=(), encoder: str | None = None, tole
                 "folder": folder + "/",
                 "image_size": info["image_size"],
                 "channels": info["channels"],
-                "low_resolution": sampler.inputs["low_resolution"],
-                "condition": sampler.inputs["condition"],
+                "low_resolution": sampler.model_config.low_resolution,
+                "condition": sampler.model_config.condition,
             }
         )
     description = {
@@ -238,13 +238,13 @@ def export_cascade(loaded, out_dir, prompts=(), encoder: str | None = None, tole
     return description
 
 
-def check_shared_condition(loaded, encoder: str | None = None) -> None:
+def check_shared_condition(samplers, encoder: str | None = None) -> None:
     """Refuse a cascade whose conditioned stages cannot share one class or prompt (kind, classes, text encoder)."""
     first, wanted = None, None
-    for index, (sampler, config) in enumerate(loaded):
-        if sampler.inputs["condition"] == "none":
+    for index, sampler in enumerate(samplers):
+        if not sampler.model_config.conditional:
             continue
-        got = condition_in_words(sampler, config, encoder)
+        got = condition_in_words(sampler, encoder)
         if first is None:
             first, wanted = index, got
         elif got != wanted:
@@ -254,9 +254,9 @@ def check_shared_condition(loaded, encoder: str | None = None) -> None:
             )
 
 
-def condition_in_words(sampler, config, encoder: str | None = None) -> str:
+def condition_in_words(sampler, encoder: str | None = None) -> str:
     """A stage's condition as the page shares it: '8 classes', or 'vector embeddings by ENCODER'."""
-    inputs = sampler.inputs
-    if inputs["condition"] == "class":
-        return f"{inputs['num_classes']} classes"
-    return f"{inputs['condition']} embeddings by {text_encoder(config, encoder)}"
+    config = sampler.model_config
+    if config.condition == "class":
+        return f"{config.num_classes} classes"
+    return f"{config.condition} embeddings by {text_encoder(sampler, encoder)}"

@@ -1,6 +1,8 @@
-"""Evaluate a checkpoint: sample, score the samples (metrics.py), write JSON; the API behind `denoiser evaluate`.
+"""Score a sampler's samples against a run's data (metrics.py): the `Evaluation` behind `denoiser evaluate`
+(report.py, for a checkpoint) and the trainer's evaluation every N epochs (callbacks.py).
 
-    >>> results = evaluate("runs/fashion_mnist", num=500)     # writes runs/fashion_mnist/evaluation/latest.json
+    >>> evaluation = Evaluation(config)                  # the run's data, classifier and reference features
+    >>> results = evaluation.run(sampler, num=500)       # a dict of scores; summary_lines(results) reads them
 
 What is measured depends on the model:
   - class-conditional: the package's classifier (classifier.py) gives the conditional accuracy (share of
@@ -18,23 +20,20 @@ What is measured depends on the model:
     memorization check (the outputs follow real held-out images by construction).
 
 During training, `train.evaluate_every: N` runs this every N epochs into RUN/evaluation/epoch-NNNN.json.
+A sampler is anything with `sample()` and the `Sampler` attributes (sampler.py); nothing here loads a model.
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 import keras
 import numpy as np
 
-from denoiser.callbacks import averaged_weights_sampler
 from denoiser.data.sources import dataset_for_config, load_dataset
 from denoiser.evaluation import metrics
 from denoiser.evaluation.classifier import classifier_features, load_classifier, predict_classes
 from denoiser.evaluation.metrics import MetricError
-from denoiser.generation import find_checkpoint, load_sampler
-from denoiser.utils.files import write_json
 from denoiser.utils.images import downsample, to_uint8, to_unit_range
 from denoiser.utils.indices import evenly_spaced
 from denoiser.utils.plotting import save_grid
@@ -61,7 +60,7 @@ class Evaluation:
             self.classifier = load_classifier(name, size, progress=progress)
         self.inception = metrics.load_inception() if inception else None
         if self.inception is not None and self.test is None:
-            raise MetricError(f"FID needs a test split; the {name!r} data set has none. Leave out --inception.")
+            raise MetricError(f"FID needs a test split; the {name!r} data set has none. Leave out `inception`.")
         self._test_features = self._inception_test = self._train_features = None
 
     # ----------------------------------------------------------------------------- samples
@@ -98,7 +97,7 @@ class Evaluation:
         A super-resolution stage upscales `num` real images made small instead (see the module's docstring).
         """
         start = time.perf_counter()
-        kind = sampler.inputs["condition"]
+        kind = sampler.model_config.condition
         upscaling = None
         if sampler.low_resolution_shape is None:
             conditions, captions = self.conditions(num, kind)
@@ -229,51 +228,6 @@ def mean_abs_error(images: np.ndarray, originals: np.ndarray) -> float:
     return float(np.abs(to_uint8(images).astype("float64") - to_uint8(originals).astype("float64")).mean())
 
 
-# ================================================================================== a checkpoint
-def default_output(path) -> str:
-    """RUN/evaluation/<checkpoint name>.json for a checkpoint in a run directory, else beside the checkpoint."""
-    checkpoint, _ = find_checkpoint(path)
-    stem = os.path.splitext(os.path.basename(checkpoint))[0]
-    folder = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
-    if not os.path.exists(os.path.join(folder, "config.yaml")):
-        folder = os.path.dirname(os.path.abspath(checkpoint))
-    return os.path.join(folder, "evaluation", f"{stem}.json")
-
-
-def evaluate(
-    path,
-    num: int = 500,
-    steps=None,
-    guidance=None,
-    solver: str = "ddim",
-    seed: int = 0,
-    inception: bool = False,
-    out: str | None = None,
-    nearest: int = 8,
-    progress: bool = False,
-    classifier=None,
-) -> dict:
-    """Evaluate a checkpoint or run directory; writes the results as JSON (and the memorization PNG).
-
-    Returns the results, with `out` (the JSON's path) added.
-    """
-    if num < 2:
-        raise MetricError(f"Evaluation needs at least 2 samples, got --num {num}.")
-    checkpoint, config = find_checkpoint(path)
-    if config is None:
-        raise MetricError(
-            f"{checkpoint} has no run directory with a config.yaml around it, so its data set is "
-            "unknown; evaluate a run directory or a checkpoint inside RUN/checkpoints/."
-        )
-    out = out or default_output(path)
-    evaluation = Evaluation(config, inception=inception, progress=progress, classifier=classifier)
-    sampler, _ = load_sampler(checkpoint, steps, guidance, solver)
-    results = {"checkpoint": os.path.abspath(checkpoint)}
-    results.update(evaluation.run(sampler, num, seed, nearest, picture=os.path.splitext(out)[0] + "-nearest.png"))
-    write_json(out, results)
-    return {**results, "out": out}
-
-
 def summary_lines(results: dict) -> list[str]:
     """The results as a few readable lines, each with its reference value where there is one."""
     upscaling = results.get("upscaling")
@@ -319,26 +273,3 @@ def summary_lines(results: dict) -> list[str]:
         if "picture" in memorization:
             lines.append(f"side by side: {memorization['picture']}")
     return lines
-
-
-# ================================================================================== during training
-class EvaluationCallback(keras.callbacks.Callback):
-    """Every `every` epochs: evaluate the averaged weights into RUN/evaluation/epoch-NNNN.json."""
-
-    def __init__(self, run_path: str, config, every: int, num: int):
-        super().__init__()
-        self.run_path, self.config, self.every, self.num = run_path, config, every, num
-        self.evaluation = self.sampler = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
-            return
-        if self.evaluation is None:
-            self.evaluation = Evaluation(self.config)
-        self.sampler = averaged_weights_sampler(self.model, self.config, self.sampler)
-        out = os.path.join(self.run_path, "evaluation", f"epoch-{epoch + 1:04d}.json")
-        results = self.evaluation.run(
-            self.sampler, self.num, seed=self.config.sample.seed, picture=os.path.splitext(out)[0] + "-nearest.png"
-        )
-        write_json(out, {"epoch": epoch + 1, **results})
-        print(f"\nEvaluation after epoch {epoch + 1}: " + "; ".join(summary_lines(results)[1:3]))

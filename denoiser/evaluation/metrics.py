@@ -101,7 +101,7 @@ def load_inception():
             "InceptionV3 weights are not in the Keras cache and cannot be downloaded "
             f"({type(error).__name__}: {' '.join(str(error).split())}). "
             "FID and KID need them: run once with network access "
-            "(they go to ~/.keras/models/), or leave out --inception."
+            "(they go to ~/.keras/models/), or leave out `inception`."
         ) from error
 
 

@@ -40,6 +40,17 @@ def downsample(images, size: int):
     return ops.average_pool(ops.convert_to_tensor(images, "float32"), factor, strides=factor, padding="valid")
 
 
+def nearest_upsample(images: np.ndarray, size: int) -> np.ndarray:
+    """Blow (N, h, w, C) images up to size x size by repeating pixels (to show a low-res image beside others)."""
+    factor = size // images.shape[1]
+    return np.repeat(np.repeat(images, factor, axis=1), factor, axis=2)
+
+
+def size_text(shape) -> str:
+    """(14, 14, 1) -> '14x14'."""
+    return f"{shape[0]}x{shape[1]}"
+
+
 def eight_bit(image):
     """A PIL image with 16-bit greyscale scaled to 8-bit "L" (65535 -> 255); others unchanged.
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.figure import Figure
 
 from denoiser.utils.files import atomic_path
 from denoiser.utils.images import to_uint8
 from denoiser.utils.indices import evenly_spaced
+
+
+def wrap_label(text: str, width: int = 22, lines: int = 3) -> str:
+    """A caption or prompt shortened and wrapped to fit beside a row of a sample grid."""
+    return "\n".join(textwrap.wrap(text, width)[:lines])
 
 
 def tile(images: np.ndarray, rows: int, padding: int = 1) -> np.ndarray:
