@@ -12,7 +12,6 @@ from denoiser.config import parse_override
 from denoiser.data import captions as captions_module
 from denoiser.data.captions import (
     cache_path,
-    dataset_from_config,
     load_array_dataset,
     load_captioned_dataset,
     read_captions,
@@ -20,6 +19,7 @@ from denoiser.data.captions import (
 from denoiser.data.dataset import DataError, Dataset
 from denoiser.data.encoders import embed_captions
 from denoiser.data.pipeline import training_pipeline
+from denoiser.data.sources import dataset_for_config
 from denoiser.presets import resolve_config
 from denoiser.utils.images import fit_image
 
@@ -159,7 +159,7 @@ def test_embeddings_of_another_encoder_are_refused(captioned_folder, tmp_path):
 def test_run_config_needs_a_path():
     config = resolve_config("captions", overrides=[parse_override("model.image_size=16")])
     with pytest.raises(DataError, match="needs data.path"):
-        dataset_from_config(config)
+        dataset_for_config(config)
 
 
 def test_batches_are_read_by_index_from_the_usable_rows_only():

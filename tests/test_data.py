@@ -106,6 +106,30 @@ def test_mismatched_data_and_model_are_explained():
         training_pipeline(toy_dataset(count=10), batch_size=32)
 
 
+def test_conditions_must_have_the_shape_the_model_expects():
+    """A vector model takes (N, D) embeddings, a sequence model (N, T, D), a class model ids; "none" takes any."""
+    images = np.zeros((4, 8, 8, 1), np.uint8)
+    vectors, sequences = np.zeros((4, 6), "float32"), np.zeros((4, 3, 6), "float32")
+
+    def model(condition, **fields):
+        return ModelConfig(
+            image_size=8, base_width=8, width_multipliers=[1], self_attention=[False], cross_attention=[False],
+            condition=condition, **fields,
+        )  # fmt: skip
+
+    check_fits_model(Dataset(images, vectors), model("vector", condition_dim=6))
+    check_fits_model(Dataset(images, sequences), model("sequence", condition_dim=6, condition_tokens=3))
+    check_fits_model(Dataset(images, vectors), model("none"))
+    with pytest.raises(DataError, match=r"conditions of shape \(5,\) \(model.condition=vector\).*model.condition_dim"):
+        check_fits_model(Dataset(images, vectors), model("vector", condition_dim=5))
+    with pytest.raises(DataError, match=r"conditions of shape \(3, 6\) \(model.condition=sequence\)"):
+        check_fits_model(Dataset(images, vectors), model("sequence", condition_dim=6, condition_tokens=3))
+    with pytest.raises(DataError, match="expects class ids"):
+        check_fits_model(Dataset(images, vectors), model("class"))
+    with pytest.raises(DataError, match=r"conditions of shape \(6,\)"):
+        check_fits_model(toy_dataset(count=4), model("vector", condition_dim=6))
+
+
 def test_a_row_subset_is_what_length_examples_and_take_see():
     images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
     whole = Dataset(images, np.arange(10), captions=[str(i) for i in range(10)])

@@ -18,7 +18,8 @@ from PIL import Image
 from denoiser.cli import main
 from denoiser.config import parse_override
 from denoiser.data.dataset import DataError
-from denoiser.data.huggingface import huggingface_dataset_from_config, is_huggingface_source, split_name
+from denoiser.data.huggingface import is_huggingface_source, load_huggingface_dataset, split_name
+from denoiser.data.sources import dataset_for_config
 from denoiser.presets import resolve_config
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("datasets") is None, reason="datasets is not installed")
@@ -74,7 +75,7 @@ def test_which_paths_are_huggingface_datasets(saved, captioned_folder):
 @pytest.mark.parametrize("where", ["saved", "parquet", "hf:parquet", "parquet/train-00000.parquet"])
 def test_a_local_dataset_loads_with_its_columns_found(saved, where, capsys):
     path = "hf:" + str(saved / "parquet") if where == "hf:parquet" else str(saved / where)
-    dataset = huggingface_dataset_from_config(config_for(path), progress=False)
+    dataset = load_huggingface_dataset(path, encoder=ENCODER, image_size=16, progress=False)
     assert len(dataset) == 11  # 12 rows, one damaged image
     assert dataset.images.shape == (12, 16, 16, 3)
     red = dataset.images[0].reshape(-1, 3).mean(axis=0)
@@ -90,9 +91,9 @@ def test_missing_or_ambiguous_columns_name_the_columns(saved, tmp_path):
     two_texts = two_texts.rename_column("text", "alt")
     two_texts.save_to_disk(str(tmp_path / "two"))
     with pytest.raises(DataError, match=r"several columns of captions \['alt', 'title'\].*data.caption_column"):
-        huggingface_dataset_from_config(config_for(tmp_path / "two"), progress=False)
+        dataset_for_config(config_for(tmp_path / "two"))
     with pytest.raises(DataError, match=r"no column 'pixels' \(data.image_column\); its columns are \['image'"):
-        huggingface_dataset_from_config(config_for(saved / "saved", "data.image_column=pixels"), progress=False)
+        dataset_for_config(config_for(saved / "saved", "data.image_column=pixels"))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("open_clip") is None, reason="open_clip is not installed")

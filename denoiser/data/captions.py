@@ -15,7 +15,7 @@ beside the data, and captions are embedded once, into a cache keyed by the encod
     FOLDER/images-64x64x3.npy                                    (data.csv -> data.images-64x64x3.npy)
     FOLDER/embeddings-open_clip-ViT-B-32-laion2b_s34b_b79k.npy
 
-Both are filled batch by batch and continued after an interruption (npycache.py). Training reads
+Both are filled batch by batch and continued after an interruption (cache.py). Training reads
 batches from them by index, memory-mapped, so a data set larger than memory works. Unreadable
 images and images without a caption are skipped and counted; they never stop a run.
 """
@@ -183,15 +183,39 @@ def caption_embeddings(
     return embed_captions(listing.captions, path, encoder, tokens=tokens, batch_size=batch_size, progress=progress)
 
 
+def fill_image_cache(
+    source, items, read_one, size: int, channels: int, key: dict, progress: bool = True
+) -> FilledArray:
+    """The images of `items` fitted to `size`, filled batch by batch into the uint8 image cache of `source`.
+
+    `items[start:stop]` are the sources of a batch of images (paths, encoded bytes, arrays). `read_one(item)`
+    gives one image fitted to (size, size, channels), or a str saying why it cannot be read: that row stays
+    zero and is listed in `skipped`. Images are read in a pool of threads, as decoding releases the GIL.
+    """
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+
+        def produce(start, stop):
+            rows, bad = np.zeros((stop - start, size, size, channels), np.uint8), []
+            for index, result in enumerate(pool.map(read_one, items[start:stop])):
+                if isinstance(result, str):
+                    bad.append((index, result))
+                else:
+                    rows[index] = result
+            return rows, bad
+
+        path = cache_path(source, f"images-{size}x{size}x{channels}")
+        shape = (len(items), size, size, channels)
+        return fill_array(path, shape, "uint8", key, produce, batch_size=IMAGE_BATCH, unit="image", progress=progress)
+
+
 def image_cache(listing: CaptionList, size: int, channels: int = 3, progress: bool = True) -> FilledArray:
-    """The source's images fitted to `size`, as a uint8 `.npy` cache; unreadable images are listed in `skipped`."""
+    """The listed images fitted to `size`, as a uint8 `.npy` cache; unreadable images are listed in `skipped`."""
     root = listing.source if os.path.isdir(listing.source) else os.path.dirname(os.path.abspath(listing.source))
     key = {
         "images": fingerprint(os.path.relpath(path, root) for path in listing.images),
         "size": size,
         "channels": channels,
     }
-    path = cache_path(listing.source, f"images-{size}x{size}x{channels}")
 
     def read(image_path):
         try:
@@ -199,20 +223,7 @@ def image_cache(listing: CaptionList, size: int, channels: int = 3, progress: bo
         except Exception as error:  # PIL raises OSError, ValueError, SyntaxError... for damaged files
             return f"{os.path.relpath(image_path, root)}: {short_reason(error)}"
 
-    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # decoding releases the GIL
-
-        def produce(start, stop):
-            rows = np.zeros((stop - start, size, size, channels), np.uint8)
-            bad = []
-            for index, result in enumerate(pool.map(read, listing.images[start:stop])):
-                if isinstance(result, str):
-                    bad.append((index, result))
-                else:
-                    rows[index] = result
-            return rows, bad
-
-        shape = (len(listing), size, size, channels)
-        return fill_array(path, shape, "uint8", key, produce, batch_size=IMAGE_BATCH, unit="image", progress=progress)
+    return fill_image_cache(listing.source, listing.images, read, size, channels, key, progress)
 
 
 # ================================================================================== data sets
@@ -279,15 +290,11 @@ def load_array_dataset(
     conditions = _embeddings_file(embeddings, len(pixels), encoder, f"the {len(pixels)} images of {images_path}")
     if pixels.shape[1:] != (image_size, image_size, channels):
 
-        def produce(start, stop):
-            return np.stack([fit_image(image, image_size, channels) for image in pixels[start:stop]]), []
+        def fit(image):
+            return fit_image(image, image_size, channels)
 
         key = {"images": os.path.basename(images_path), "from_shape": list(pixels.shape), "channels": channels}
-        path = cache_path(images_path, f"images-{image_size}x{image_size}x{channels}")
-        shape = (len(pixels), image_size, image_size, channels)
-        pixels = fill_array(
-            path, shape, "uint8", key, produce, batch_size=IMAGE_BATCH, unit="image", progress=progress
-        ).array
+        pixels = fill_image_cache(images_path, pixels, fit, image_size, channels, key, progress).array
     return Dataset(pixels, conditions, rows=np.arange(len(pixels))).take(num_images)
 
 
@@ -298,7 +305,8 @@ def _embeddings_file(path, rows: int, encoder: str | None, what: str) -> np.ndar
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataError(
-            f"The embeddings file {path} does not exist; make it with denoiser embed --captions ... --out {path}"
+            f"The embeddings file {path} (data.embeddings) does not exist; make it with denoiser embed "
+            "or denoiser.embed_captions."
         )
     made_by, encoder = recorded_encoder(path), getattr(encoder, "spec", encoder)
     if encoder and made_by and made_by != encoder:
@@ -309,26 +317,3 @@ def _embeddings_file(path, rows: int, encoder: str | None, what: str) -> np.ndar
     if len(embeddings) != rows:
         raise DataError(f"{path} has {len(embeddings)} embeddings but there are {what}; embed them again.")
     return embeddings
-
-
-def dataset_from_config(config) -> Dataset:
-    """The training data of a run config with `data.dataset` "captions" or "arrays"."""
-    data, model = config.data, config.model
-    if not data.path:
-        what = "a captioned folder or a CSV/parquet table" if data.dataset == "captions" else "a .npy of images"
-        raise DataError(f"data.dataset={data.dataset} needs data.path: {what}, e.g. --set data.path=DIR")
-    if data.dataset == "captions" and not data.encoder:
-        raise DataError(f"data.dataset=captions needs data.encoder, e.g. --set data.encoder={DEFAULT_ENCODER}")
-    if data.dataset == "arrays":
-        return load_array_dataset(
-            data.path, data.embeddings, model.image_size, model.channels, data.encoder, data.num_images
-        )
-    return load_captioned_dataset(
-        data.path,
-        model.image_size,
-        model.channels,
-        data.encoder,
-        data.embeddings,
-        tokens=model.condition == "sequence",
-        num_images=data.num_images,
-    )

@@ -73,24 +73,12 @@ class Dataset:
 
 def check_fits_model(dataset: Dataset, model_config) -> None:
     """Raise `DataError` if the images or conditions don't match what the network expects."""
-    expected = (model_config.image_size, model_config.image_size, model_config.channels)
+    expected = model_config.image_shape
     if dataset.images.shape[1:] != expected:
         raise DataError(
             f"The data's images are {dataset.images.shape[1:]} but the model expects {expected}; "
             "set model.image_size and model.channels to match the data."
         )
-    if model_config.condition in ("vector", "sequence"):
-        expected = (
-            (model_config.condition_dim,)
-            if model_config.condition == "vector"
-            else (model_config.condition_tokens, model_config.condition_dim)
-        )
-        if dataset.is_class_conditional or dataset.conditions.shape[1:] != expected:
-            raise DataError(
-                f"The model expects conditions of shape {expected} (model.condition={model_config.condition}) but the "
-                f"data's are {dataset.conditions.dtype} {dataset.conditions.shape[1:]}; set model.condition_dim (and "
-                "model.condition_tokens) to the encoder's output."
-            )
     if model_config.condition == "class":
         if not dataset.is_class_conditional:
             raise DataError("The model expects class ids (model.condition=class) but the data holds embeddings.")
@@ -99,4 +87,12 @@ def check_fits_model(dataset: Dataset, model_config) -> None:
             raise DataError(
                 f"The data has class ids up to {top} but model.num_classes={model_config.num_classes}; "
                 f"set model.num_classes={top}."
+            )
+    elif model_config.conditional:  # an embedding per image: a vector, or a sequence of token vectors
+        expected = model_config.condition_shape
+        if dataset.is_class_conditional or dataset.conditions.shape[1:] != expected:
+            raise DataError(
+                f"The model expects conditions of shape {expected} (model.condition={model_config.condition}) but the "
+                f"data's are {dataset.conditions.dtype} {dataset.conditions.shape[1:]}; set model.condition_dim (and "
+                "model.condition_tokens) to the encoder's output."
             )

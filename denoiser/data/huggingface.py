@@ -20,13 +20,13 @@ import glob
 import io
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from denoiser.data.cache import fill_array, fingerprint
-from denoiser.data.captions import IMAGE_BATCH, CaptionList, cache_path, caption_embeddings
+from denoiser.data.cache import fingerprint
+from denoiser.data.captions import CaptionList, caption_embeddings, fill_image_cache
 from denoiser.data.dataset import DataError, Dataset
+from denoiser.data.encoders import DEFAULT_ENCODER
 from denoiser.utils.images import fit_image, load_image
 
 PREFIX = "hf:"
@@ -138,7 +138,7 @@ def _chosen(given: str | None, candidates: list[str], columns: list[str], what: 
         return given
     if len(candidates) != 1:
         problem = f"several columns of {what} {candidates}" if candidates else f"no column of {what}"
-        raise DataError(f"The dataset has {problem}; choose one with --set {setting}=NAME. Its columns are {columns}.")
+        raise DataError(f"The dataset has {problem}; choose one with {setting}. Its columns are {columns}.")
     return candidates[0]
 
 
@@ -155,7 +155,20 @@ def _decode(value, size: int, channels: int) -> np.ndarray:
     return fit_image(value, size, channels)  # a PIL image
 
 
-def image_cache(dataset, column: str, folder: str, size: int, channels: int, key: dict, progress: bool = True):
+class _ColumnSlices:
+    """One column of a `datasets.Dataset`, read a slice of rows at a time (the whole column may not fit in memory)."""
+
+    def __init__(self, dataset, column: str):
+        self.dataset, self.column = dataset, column
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, rows: slice) -> list:
+        return self.dataset[rows][self.column]
+
+
+def image_column_cache(dataset, column: str, folder: str, size: int, channels: int, key: dict, progress: bool = True):
     """The dataset's images fitted to `size`, filled batch by batch into a uint8 `.npy` cache in `folder`."""
     import datasets
 
@@ -169,40 +182,39 @@ def image_cache(dataset, column: str, folder: str, size: int, channels: int, key
         except Exception as error:  # PIL raises OSError, ValueError, SyntaxError... for damaged images
             return f"{error}"
 
-    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-
-        def produce(start, stop):
-            rows, bad = np.zeros((stop - start, size, size, channels), np.uint8), []
-            for index, result in enumerate(pool.map(read, images[start:stop][column])):
-                if isinstance(result, str):
-                    bad.append((index, result))
-                else:
-                    rows[index] = result
-            return rows, bad
-
-        path = cache_path(folder, f"images-{size}x{size}x{channels}")
-        shape = (len(images), size, size, channels)
-        return fill_array(path, shape, "uint8", key, produce, batch_size=IMAGE_BATCH, unit="image", progress=progress)
+    return fill_image_cache(folder, _ColumnSlices(images, column), read, size, channels, key, progress)
 
 
-def huggingface_dataset_from_config(config, progress: bool = True) -> Dataset:
-    """The training `Dataset` of a run config whose `data.path` is a Hugging Face dataset (see the module doc)."""
-    data, model = config.data, config.model
-    if data.embeddings:
-        raise DataError("data.embeddings is not used with a Hugging Face dataset; the captions are embedded once.")
-    dataset, folder = open_dataset(data.path)
-    image_column, caption_column = pick_columns(dataset, data.image_column, data.caption_column)
+def load_huggingface_dataset(
+    path,
+    *,
+    encoder=DEFAULT_ENCODER,
+    image_size: int = 64,
+    channels: int = 3,
+    image_column: str | None = None,
+    caption_column: str | None = None,
+    tokens: bool = False,
+    num_images: int | None = None,
+    progress: bool = True,
+) -> Dataset:
+    """A training `Dataset` of a Hugging Face dataset (see the module doc): cached images with their caption embeddings.
+
+    The columns are the ones given, or the only column of images and of captions; rows whose image cannot be
+    read or whose caption is empty are left out (`Dataset.rows`).
+    """
+    path = os.fspath(path)
+    dataset, folder = open_dataset(path)
+    image_column, caption_column = pick_columns(dataset, image_column, caption_column)
     captions = [" ".join(str(text or "").split()) for text in dataset[caption_column]]
-    print(f"{data.path}: {len(captions)} rows (images: {image_column!r}, captions: {caption_column!r})")
-    key = {"dataset": data.path, "image_column": image_column, "rows": len(captions), "captions": fingerprint(captions)}
-    images = image_cache(dataset, image_column, folder, model.image_size, model.channels, key, progress)
+    print(f"{path}: {len(captions)} rows (images: {image_column!r}, captions: {caption_column!r})")
+    key = {"dataset": path, "image_column": image_column, "rows": len(captions), "captions": fingerprint(captions)}
+    images = image_column_cache(dataset, image_column, folder, image_size, channels, key, progress)
     listing = CaptionList(folder, captions, None)
-    tokens = model.condition == "sequence"
-    conditions = caption_embeddings(listing, data.encoder, tokens=tokens, progress=progress).array
+    conditions = caption_embeddings(listing, encoder, tokens=tokens, progress=progress).array
     unreadable = {row for row, _ in images.skipped}
     if unreadable:
         print(f"Skipped {len(unreadable)} unreadable image(s), e.g. {images.skipped[0][1]}")
     rows = np.array([row for row, text in enumerate(captions) if text and row not in unreadable], dtype=np.int64)
     if not len(rows):
-        raise DataError(f"{data.path} has no readable image with a caption.")
-    return Dataset(images.array, conditions, captions=captions, rows=rows).take(data.num_images)
+        raise DataError(f"{path} has no readable image with a caption.")
+    return Dataset(images.array, conditions, captions=captions, rows=rows).take(num_images)

@@ -1,5 +1,6 @@
 """Every data source by name: Fashion-MNIST, MNIST, CIFAR-10/100 (through `keras.datasets`), the
-built-in shapes, and captioned images from files (captions.py), each as a `Dataset`.
+built-in shapes, and captioned images from files (captions.py) or Hugging Face (huggingface.py), each as a
+`Dataset`; `dataset_for_config` is the one place that turns a run config's `data` section into one.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ import dataclasses
 import keras
 import numpy as np
 
-from denoiser.data.captions import dataset_from_config as captioned_dataset_from_config
+from denoiser.data.captions import load_array_dataset, load_captioned_dataset
 from denoiser.data.dataset import DataError, Dataset
-from denoiser.data.huggingface import huggingface_dataset_from_config, is_huggingface_source
+from denoiser.data.encoders import DEFAULT_ENCODER
+from denoiser.data.huggingface import is_huggingface_source, load_huggingface_dataset
 from denoiser.data.shapes import CLASS_NAMES as SHAPES_CLASSES
 from denoiser.data.shapes import make_shapes
 from denoiser.utils.errors import short_reason
@@ -184,14 +186,48 @@ def load_dataset(name: str, split: str = "train", num_images: int | None = None,
 
 
 def dataset_for_config(config) -> Dataset:
-    """The training data that a run config names: a built-in data set, or captioned images from files."""
-    data = config.data
-    if data.dataset == "captions" and is_huggingface_source(data.path):
-        return huggingface_dataset_from_config(config)
-    if data.dataset in CAPTIONED_DATASETS:
-        return captioned_dataset_from_config(config)
-    dataset = load_dataset(data.dataset, num_images=data.num_images, image_size=config.model.image_size)
-    return shrink_images(dataset, config.model.image_size)
+    """The training data a run config names: a built-in data set, or captioned images from files or Hugging Face."""
+    data, model = config.data, config.model
+    if data.dataset not in CAPTIONED_DATASETS:  # Keras's data sets and the shapes, by name
+        dataset = load_dataset(data.dataset, num_images=data.num_images, image_size=model.image_size)
+        return shrink_images(dataset, model.image_size)
+    if not data.path:
+        what = "a captioned folder or a CSV/parquet table" if data.dataset == "captions" else "a .npy of images"
+        raise DataError(f"data.dataset={data.dataset} needs data.path: {what}.")
+    if data.dataset == "arrays":  # a .npy of images and a .npy of their embeddings
+        return load_array_dataset(
+            data.path,
+            embeddings=data.embeddings,
+            image_size=model.image_size,
+            channels=model.channels,
+            encoder=data.encoder,
+            num_images=data.num_images,
+        )
+    if not data.encoder:
+        raise DataError(f"data.dataset=captions needs data.encoder, e.g. data.encoder={DEFAULT_ENCODER}.")
+    tokens = model.condition == "sequence"
+    if is_huggingface_source(data.path):  # hf:NAME, or a local copy of a Hugging Face dataset
+        if data.embeddings:
+            raise DataError("data.embeddings is not used with a Hugging Face dataset; the captions are embedded once.")
+        return load_huggingface_dataset(
+            data.path,
+            encoder=data.encoder,
+            image_size=model.image_size,
+            channels=model.channels,
+            image_column=data.image_column,
+            caption_column=data.caption_column,
+            tokens=tokens,
+            num_images=data.num_images,
+        )
+    return load_captioned_dataset(  # a captioned folder or a CSV/parquet table
+        data.path,
+        image_size=model.image_size,
+        channels=model.channels,
+        encoder=data.encoder,
+        embeddings=data.embeddings,
+        tokens=tokens,
+        num_images=data.num_images,
+    )
 
 
 def shrink_images(dataset: Dataset, size: int) -> Dataset:
