@@ -3,7 +3,8 @@
 Keras reads KERAS_HOME once, when it is first imported, so it is set here, before any test module
 imports keras. Every test session gets its own temporary home: nothing is written to ~/.keras and
 the shared data stays read-only. Shared helpers (tiny models and configs, stand-ins, data on disk)
-are plain functions in helpers.py; the fixtures built on them are here.
+are plain functions in helpers.py; the fixtures built on them (and the Keras home's) are here.
+Tests marked `slow` (see pyproject.toml) are left out by `pytest -m "not slow"`.
 """
 
 import atexit
@@ -26,7 +27,9 @@ os.environ["KERAS_HOME"] = _keras_home
 if os.path.isdir(SHARED_FASHION_MNIST):
     shutil.copytree(SHARED_FASHION_MNIST, os.path.join(_keras_home, "datasets", "fashion-mnist"))
 
-from helpers import write_captioned_folder  # noqa: E402  (imports keras: only once KERAS_HOME is set)
+from helpers import randomize_weights, tiny, write_captioned_folder  # noqa: E402  (imports keras: only once KERAS_HOME is set)
+
+from denoiser import build_unet  # noqa: E402
 
 
 @pytest.fixture
@@ -42,3 +45,11 @@ def captioned_folder(tmp_path):
     """A captioned folder (see `write_captioned_folder`) and the captions of its readable images."""
     root = tmp_path / "captioned"
     return str(root), write_captioned_folder(str(root))
+
+
+@pytest.fixture(scope="module")
+def class_model():
+    """The tiny class-conditioned network (helpers.tiny) with random weights (seed 2); built once per test file."""
+    model = build_unet(tiny())
+    randomize_weights(model, seed=2)
+    return model

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from helpers import command_line, linear_network, randomize_weights, tiny
+from helpers import command_line, linear_network
 from PIL import Image
 
-from denoiser import Sampler, build_unet
+from denoiser import Sampler
 from denoiser.cli import main
 from denoiser.cli.editing import box_mask, image_from_file, mask_from_file
 from denoiser.editing import EditError, image_to_image, inpaint, outpaint, repaint_path
@@ -13,13 +13,6 @@ from denoiser.schedule import add_noise, renoise
 from denoiser.utils.plotting import ProcessRecorder
 
 SOLVERS = ["ddim", "dpmpp_2m"]
-
-
-@pytest.fixture(scope="module")
-def class_model():
-    model = build_unet(tiny())
-    randomize_weights(model, seed=2)
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,8 @@ from denoiser.presets import resolve_config
 from denoiser.sampler import Sampler
 from denoiser.serialization import load_model
 
+pytestmark = pytest.mark.slow  # worker processes training together
+
 WORKER_SECONDS = 400  # each worker's bound; both usually finish in under a minute
 
 

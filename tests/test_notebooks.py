@@ -18,6 +18,7 @@ def outputs_of(notebook):
     return [output for cell in notebook.cells for output in cell.get("outputs", [])]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_runs_in_smoke_mode(path, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")

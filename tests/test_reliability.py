@@ -61,6 +61,7 @@ def test_pipeline_started_at_a_step_gives_the_same_batches():
     np.testing.assert_array_equal(resumed[1], whole[6])
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_at_once_and_saves_nothing_non_finite(tmp_path):
     class PoisonAtStep(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):
@@ -86,6 +87,7 @@ def uninterrupted(tmp_path_factory):
     return RunDirectory(path), [keras.ops.convert_to_numpy(w) for w in model.weights]
 
 
+@pytest.mark.slow
 def test_resume_inside_an_epoch_continues_as_if_never_interrupted(tmp_path, uninterrupted, capsys):
     _, expected = uninterrupted
     run = RunDirectory(tmp_path)
@@ -206,6 +208,7 @@ def run_until_killed(run_dir, kill_at, sets):
     return done.returncode, done.stdout
 
 
+@pytest.mark.slow
 def test_killed_at_any_moment_a_rerun_leaves_a_whole_run(tmp_path, monkeypatch, capsys):
     """SIGKILL mid-epoch, while writing a checkpoint and while drawing a grid; stopped right after a commit.
 

@@ -9,13 +9,6 @@ from helpers import randomize_weights, tiny
 from denoiser import Sampler, build_unet, dynamic_threshold, sampling_noise_levels
 
 
-@pytest.fixture(scope="module")
-def class_model():
-    model = build_unet(tiny())
-    randomize_weights(model, seed=2)
-    return model
-
-
 def threshold(x0_hat, percentile=99.5):
     """Dynamic thresholding in NumPy: per image, clip to the percentile of |pixel| (at least 1) and divide by it."""
     flat = np.abs(x0_hat).reshape(len(x0_hat), -1)

@@ -179,6 +179,7 @@ def test_cli_sample_with_upscale_and_upscale_a_picture(tmp_path, capsys):
     assert "8x8" in error and "12x12" in error and error.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_an_sr_stage_trains_into_its_run_directory_with_grids_and_resumes(tmp_path):
     sets = ["model.low_resolution=12", "model.cross_attention=[false, false]", "model.self_attention=[false, false]"]
     assert main(tiny_train_args(tmp_path, *sets)) == 0

@@ -210,6 +210,7 @@ def test_slerp_stays_on_the_sphere_and_handles_the_empty_prompt():
     np.testing.assert_allclose(slerp(a, np.zeros(3), 0.25), 0.75 * a, atol=1e-6)  # the zero vector: a straight line
 
 
+@pytest.mark.slow
 def test_a_sequence_model_trains_on_token_states(trained, tmp_path):
     """model.condition=sequence: cross-attention over CLIP's 77 token states, embedded with --tokens."""
     assert main(["embed", "--encoder", ENCODER, "--captions", trained["folder"], "--tokens"]) == 0

@@ -145,6 +145,7 @@ def test_mixed_precision_checkpoint_loads_and_runs(tmp_path):
     assert output.shape == (2, size, size, 3) and np.all(np.isfinite(output))
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_cpu_devices(tmp_path):
     """`train.distribute=mirrored` trains across devices; two logical CPUs stand in for two GPUs."""
     sets = [*helpers.TINY_MODEL_SETS, *helpers.QUICK_SAMPLE_SETS, *TRAINING_SETS, "train.epochs=1"]

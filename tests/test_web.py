@@ -57,6 +57,7 @@ def class_page(browser, class_export):
     server.shutdown()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "solver,steps,guidance,choice", [("ddim", 6, 2.0, 3), ("dpmpp_2m", 5, 3.0, 1), ("ddim", 4, 1.0, 0)]
 )
@@ -72,6 +73,7 @@ def test_the_page_samples_like_the_python_sampler(class_page, solver, steps, gui
     assert len(driver.find_elements("css selector", "#steps-strip canvas")) == steps  # every step drawn
 
 
+@pytest.mark.slow
 def test_the_page_grids_match_the_python_grids(class_page):
     from denoiser.schedule import log_snr_noise_levels, sampling_noise_levels
 
@@ -86,6 +88,7 @@ def test_the_page_grids_match_the_python_grids(class_page):
         np.testing.assert_allclose(log_snr, log_snr_noise_levels(steps, 0.8), atol=1e-7)
 
 
+@pytest.mark.slow
 def test_the_page_offers_every_class_and_a_seeded_generate_button(class_page):
     driver, _ = class_page
     options = [element.text for element in driver.find_elements("css selector", "#condition option")]
@@ -96,6 +99,7 @@ def test_the_page_offers_every_class_and_a_seeded_generate_button(class_page):
     assert first == again and first != other
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("open_clip") is None, reason="open_clip is not installed")
 def test_the_page_samples_a_text_model_from_its_exported_prompts(browser, tmp_path):
     from denoiser.data.encoders import encode_texts
@@ -115,6 +119,7 @@ def test_the_page_samples_a_text_model_from_its_exported_prompts(browser, tmp_pa
         server.shutdown()
 
 
+@pytest.mark.slow
 def test_screenshot(browser, class_export, tmp_path):
     """The page after generating an image; DENOISER_SCREENSHOT saves it (the README's picture)."""
     exported = class_export[1]
@@ -158,6 +163,7 @@ def cascade_noises(samplers, seed: int) -> dict:
     return {"noises": [noise.ravel().tolist() for noise in starts], "augmentationNoises": augmentations}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "solver,steps,guidance,choice,seed", [("ddim", (4, 3), (2.0, 1.5), 3, 2), ("dpmpp_2m", (3, 4), (1.0, 3.0), 0, 5)]
 )
@@ -179,6 +185,7 @@ def test_the_page_samples_a_cascade_like_python(cascade_page, solver, steps, gui
     assert len(driver.find_elements("css selector", "#steps-strip canvas")) == sum(steps)  # every stage's steps
 
 
+@pytest.mark.slow
 def test_the_page_offers_the_shared_classes_and_seeds_the_whole_cascade(cascade_page):
     driver, _, _, server = cascade_page
     driver.get(page_url(server))  # the controls as loaded
