@@ -195,7 +195,7 @@ def test_ambiguous_or_missing_columns_are_named(tmp_path, capsys):
     table.to_parquet(tmp_path / "two.parquet")
     assert main(["data", "download", str(tmp_path / "two.parquet"), "--out", str(tmp_path / "o")]) == 2
     error = capsys.readouterr().err
-    assert "several columns of URLs (['url', 'image_url'])" in error and "url_column" in error
+    assert "several columns of URLs (['url', 'image_url'])" in error and "--url-column" in error
     args = ["data", "download", str(tmp_path / "two.parquet"), "--out", str(tmp_path / "o"), "--url-column", "url"]
     assert main([*args, "--caption-column", "alt"]) == 2
     assert "no column 'alt'" in capsys.readouterr().err

@@ -86,12 +86,12 @@ def check_filter(expression: str, columns) -> None:
         tree = ast.parse(expression, mode="eval")
     except SyntaxError as error:
         raise DataError(
-            f"where={expression!r} is not a valid expression ({error.msg}); e.g. 'aesthetic >= 6.5'."
+            f"`where` {expression!r} is not a valid expression ({error.msg}); e.g. 'aesthetic >= 6.5'."
         ) from None
     names = sorted({node.id for node in ast.walk(tree) if isinstance(node, ast.Name)})
     unknown = [name for name in names if name not in columns]
     if unknown:
-        raise DataError(f"where={expression!r} names unknown column(s) {unknown}; the columns are {list(columns)}.")
+        raise DataError(f"`where` {expression!r} names unknown column(s) {unknown}; the columns are {list(columns)}.")
 
 
 def select_rows(table, url_column: str, caption_column: str, where: str | None = None, count: int | None = None):
@@ -101,7 +101,7 @@ def select_rows(table, url_column: str, caption_column: str, where: str | None =
         try:
             table = table.query(where, engine="python")
         except Exception as error:  # a comparison of text with a number, a function pandas lacks...
-            raise DataError(f"where={where!r} cannot be applied: {error}") from error
+            raise DataError(f"`where` {where!r} cannot be applied: {error}") from error
     table = table[[url_column, caption_column]].rename(columns={url_column: "url", caption_column: "caption"})
     table = table[table["url"].notna()]
     if count is not None:
@@ -119,8 +119,8 @@ def write_url_list(rows, folder: str) -> str:
         before = pandas.read_parquet(path)
         if not before.equals(rows):
             raise DataError(
-                f"{folder} was downloaded from another URL list (or another where/count); "
-                "download into another folder (out), or delete this one to start again."
+                f"{folder} was downloaded from another URL list (or another `where` / `count`); "
+                "download into another folder (`out`), or delete this one to start again."
             )
         return path
     rows.to_parquet(path + ".partial", index=False)
@@ -151,11 +151,11 @@ def download_captioned_images(
     `out` downloads only the shards that are not finished.
     """
     table = read_url_table(url_list)
-    url_column = pick_column(table.columns, url_column, URL_COLUMNS, "URLs", "url_column")
-    caption_column = pick_column(table.columns, caption_column, CAPTION_COLUMNS, "captions", "caption_column")
+    url_column = pick_column(table.columns, url_column, URL_COLUMNS, "URLs", "`url_column`")
+    caption_column = pick_column(table.columns, caption_column, CAPTION_COLUMNS, "captions", "`caption_column`")
     rows = select_rows(table, url_column, caption_column, where, count)
     if not len(rows):
-        raise DataError(f"No row of {url_list} is left to download (check where and count).")
+        raise DataError(f"No row of {url_list} is left to download (check `where` and `count`).")
     out = os.fspath(out)
     listing = write_url_list(rows, out)
     img2dataset = _img2dataset()

@@ -28,7 +28,6 @@ import functools
 import hashlib
 import os
 import re
-import textwrap
 
 import numpy as np
 
@@ -84,11 +83,6 @@ def encoder_slug(spec: str, tokens: bool = False) -> str:
     if len(slug) > 80:  # e.g. a long local path: keep it short but unique
         slug = slug[:60] + "-" + hashlib.sha256(spec.encode()).hexdigest()[:12]
     return slug + ("-tokens" if tokens else "")
-
-
-def wrap_label(text: str, width: int = 22, lines: int = 3) -> str:
-    """A caption or prompt shortened and wrapped to fit beside a row of a sample grid."""
-    return "\n".join(textwrap.wrap(text, width)[:lines])
 
 
 # ================================================================================== encoders
