@@ -57,7 +57,9 @@ def test_every_editor_is_deterministic_under_a_seed(class_model, image, solver):
     sampler = Sampler(class_model, steps=3, guidance=2.0, solver=solver)
     labels = np.array([1, 2])
     editors = {
-        "inpaint": lambda seed: inpaint(sampler, image, left_half_mask(), condition=labels, seed=seed, resample=2, jump=1),
+        "inpaint": lambda seed: inpaint(
+            sampler, image, left_half_mask(), condition=labels, seed=seed, resample=2, jump=1
+        ),
         "outpaint": lambda seed: outpaint(sampler, image, 3, side="top", condition=labels, seed=seed),
         "img2img": lambda seed: image_to_image(sampler, image, 0.7, condition=labels, seed=seed),
     }
