@@ -29,10 +29,9 @@ from denoiser.cascade import Cascade, upscale
 from denoiser.data.sources import load_dataset
 from denoiser.evaluation import metrics
 from denoiser.evaluation.classifier import classifier_features, load_classifier, predict_classes
-from denoiser.serialization import find_checkpoint, load_sampler
 from denoiser.objective import scale_images
 from denoiser.rundir import RunDirectory
-from denoiser.serialization import load_model
+from denoiser.serialization import find_checkpoint, load_model, load_sampler
 from denoiser.utils.images import downsample, to_uint8
 
 REFERENCE_IMAGES = 2000  # real training images the Frechet distances are measured to

@@ -26,8 +26,8 @@ import keras
 import numpy as np
 
 from denoiser import Sampler, resolve_config, train
-from denoiser.serialization import load_sampler
 from denoiser.schedule import SPACINGS
+from denoiser.serialization import load_sampler
 from denoiser.solvers import SOLVERS, solver_type
 from denoiser.utils.files import write_json
 

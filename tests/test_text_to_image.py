@@ -18,9 +18,9 @@ from PIL import Image
 
 from denoiser import build_unet, generate, interpolate, resolve_config, train
 from denoiser.cli import main
+from denoiser.conditions import prompt_conditions
 from denoiser.config import ModelConfig, parse_override
 from denoiser.data.cache import read_note
-from denoiser.conditions import prompt_conditions
 from denoiser.generation import slerp
 from denoiser.rundir import RunDirectory
 from denoiser.sampler import Sampler

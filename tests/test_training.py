@@ -13,9 +13,8 @@ import pytest
 
 from denoiser import load_model, train
 from denoiser.config import ConfigError, parse_override
-from denoiser.optimizer import EMAAdam
+from denoiser.optimizer import EMAAdam, ema_variables
 from denoiser.rundir import RunDirectory, read_log
-from denoiser.optimizer import ema_variables
 
 # 256 images in batches of 16, three steps an epoch
 TRAINING_SETS = ["data.num_images=256", "train.batch_size=16", "train.steps_per_epoch=3", "train.warmup_steps=2"]
