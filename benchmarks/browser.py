@@ -22,7 +22,7 @@ from common import save
 
 from denoiser.deploy.onnx import export_onnx
 from denoiser.deploy.server import page_url
-from denoiser.generation import load_sampler
+from denoiser.serialization import load_sampler
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))  # the page driver
 from chromium import generate_in_page, headless_chromium, serve_in_background  # noqa: E402
@@ -38,7 +38,7 @@ def measure(run: str, driver, guidance: float = 2.0, label: int = 1) -> list[dic
         try:
             driver.get(page_url(server))
             for solver, steps in SETTINGS:
-                sampler, _ = load_sampler(run, steps, guidance, solver)
+                sampler = load_sampler(run, steps=steps, guidance=guidance, solver=solver)
                 noise = sampler.noise(1, seed=0)
                 condition = None if info["condition"]["kind"] == "none" else np.array([label])
                 generate_in_page(driver, noise, choice=label, steps=2, guidance=guidance, solver=solver)  # warm up

@@ -29,10 +29,9 @@ from denoiser.cascade import Cascade, upscale
 from denoiser.data.sources import load_dataset
 from denoiser.evaluation import metrics
 from denoiser.evaluation.classifier import classifier_features, load_classifier, predict_classes
-from denoiser.generation import find_checkpoint, load_sampler
 from denoiser.objective import scale_images
 from denoiser.rundir import RunDirectory
-from denoiser.serialization import load_model
+from denoiser.serialization import find_checkpoint, load_model, load_sampler
 from denoiser.utils.images import downsample, to_uint8
 
 REFERENCE_IMAGES = 2000  # real training images the Frechet distances are measured to
@@ -63,7 +62,7 @@ def compare_upscaling(args, judge: Judge) -> list[dict]:
     """(a): the SR stage against bicubic on real test images made 14x14."""
     test = load_dataset("fashion_mnist", "test", num_images=args.num)
     originals = np.asarray(scale_images(test.images))
-    sampler, _ = load_sampler(args.sr, args.steps, args.guidance)
+    sampler = load_sampler(args.sr, steps=args.steps, guidance=args.guidance)
     low = np.asarray(downsample(originals, sampler.low_resolution_shape[0]))
     start = time.perf_counter()
     upscaled = upscale(sampler, low, condition=test.conditions, seed=args.seed, progress=True)
@@ -88,7 +87,8 @@ def metrics_resize(images, size: int):
 
 def training_flops(run: str) -> float:
     """3 forward passes per training image over the run's finished epochs."""
-    checkpoint, config = find_checkpoint(run)
+    checkpoint, run_directory = find_checkpoint(run)
+    config = run_directory.run_config()
     epochs = len(RunDirectory(run).finished_epochs()) if os.path.isdir(run) else config.train.epochs
     steps = config.train.steps_per_epoch or 60_000 // config.train.batch_size
     return 3.0 * forward_flops(load_model(checkpoint)) * epochs * steps * config.train.batch_size
@@ -97,8 +97,8 @@ def training_flops(run: str) -> float:
 def compare_models(args, judge: Judge) -> list[dict]:
     """(b): the cascade against one 28x28 model, with each one's training FLOPs."""
     labels = np.arange(args.num, dtype="int32") % 10 + 1
-    cascade = Cascade([load_sampler(args.base, args.steps)[0], load_sampler(args.sr)[0]])
-    single, _ = load_sampler(args.single, args.steps)
+    cascade = Cascade([load_sampler(args.base, steps=args.steps), load_sampler(args.sr)])
+    single = load_sampler(args.single, steps=args.steps)
     rows = []
     for name, sample, flops in (
         ("cascade: base 14x14 + SR 28x28", cascade.sample, training_flops(args.base) + training_flops(args.sr)),

@@ -23,7 +23,8 @@ from flops import step_flops
 from denoiser import build_unet, resolve_config, train
 from denoiser.cli import options
 from denoiser.config import parse_override
-from denoiser.evaluation.evaluator import evaluate, summary_lines
+from denoiser.evaluation.evaluator import summary_lines
+from denoiser.evaluation.report import evaluate
 from denoiser.rundir import read_log
 
 TRAINING_IMAGES = 60_000  # Fashion-MNIST's training split
@@ -57,7 +58,9 @@ def main(argv=None):
     start = time.perf_counter()
     train(config, args.run_dir)
     trained = time.perf_counter() - start
-    results = evaluate(args.run_dir, args.num, args.steps, args.guidance, solver=args.solver, progress=True, nearest=8)
+    results = evaluate(
+        args.run_dir, num=args.num, steps=args.steps, guidance=args.guidance, solver=args.solver, progress=True
+    )
     print("\n".join(summary_lines(results)))
     print(
         f"training: {parameters:,} parameters, {flops / 1e9:.3f} GFLOP per image, one epoch = "

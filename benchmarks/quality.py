@@ -16,16 +16,17 @@ import os
 from common import save
 
 from denoiser.evaluation.evaluator import Evaluation
-from denoiser.generation import find_checkpoint, load_sampler
+from denoiser.serialization import find_checkpoint, load_sampler
 
 
 def quality_rows(run: str, steps_list, solvers, num: int, seed: int = 0, guidance=None) -> list[dict]:
-    checkpoint, config = find_checkpoint(run)
+    checkpoint, run_directory = find_checkpoint(run)
+    config = run_directory.run_config()
     evaluation = Evaluation(config, progress=True)
     rows = []
     for solver in solvers:
         for steps in steps_list:
-            sampler, _ = load_sampler(checkpoint, steps, guidance, solver)
+            sampler = load_sampler(checkpoint, steps=steps, guidance=guidance, solver=solver)
             result = evaluation.run(sampler, num, seed=seed, nearest=0)
             rows.append(
                 {

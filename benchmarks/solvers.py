@@ -26,8 +26,8 @@ import keras
 import numpy as np
 
 from denoiser import Sampler, resolve_config, train
-from denoiser.generation import load_sampler
 from denoiser.schedule import SPACINGS
+from denoiser.serialization import load_sampler
 from denoiser.solvers import SOLVERS, solver_type
 from denoiser.utils.files import write_json
 
@@ -62,16 +62,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     checkpoint = args.checkpoint or small_shapes_model(args.train_steps)
-    base, _ = load_sampler(checkpoint, guidance=args.guidance)
-    classes = base.inputs.get("num_classes", 0)
-    labels = np.arange(args.images) % classes + 1 if base.inputs["condition"] == "class" else None
+    base = load_sampler(checkpoint, guidance=args.guidance)
+    classes = base.model_config.num_classes
+    labels = np.arange(args.images) % classes + 1 if base.model_config.condition == "class" else None
     condition = base.prepare_condition(labels, args.images)
     noise = base.noise(args.images, args.seed)
 
-    samplers = {name: Sampler(base.model, 1, base.guidance, base.threshold_percentile, solver=name) for name in SOLVERS}
+    samplers = {name: Sampler(base.model, base.settings, steps=1, solver=name) for name in SOLVERS}
 
     def run(solver: str, spacing: str, steps: int) -> np.ndarray:
-        return samplers[solver].solve(noise, SPACINGS[spacing](steps), condition)
+        return samplers[solver].solve(noise, SPACINGS[spacing](steps, base.max_level), condition)
 
     start = time.perf_counter()
     references = {

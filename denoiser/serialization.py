@@ -75,8 +75,8 @@ def load_sampler(path: str | os.PathLike, **settings) -> Sampler:
     checkpoint, run = find_checkpoint(path)
     model = load_model(checkpoint, ema=True)
     settings = {name: value for name, value in settings.items() if value is not None}
-    if isinstance(model, DenoiserUNet) or run is None or run.run_config() is None:
-        return Sampler(model, **settings)
-    config = run.run_config()  # an older checkpoint: its run's config.yaml says what it is
-    model.run_info = model_run_info(config, class_names_for(config))
-    return Sampler(model, config.sample, model_config=config.model, **settings)
+    config = run.run_config() if run is not None else None
+    if config is not None and not getattr(model, "run_info", None):  # a checkpoint that does not carry its run's
+        model.run_info = model_run_info(config, class_names_for(config))
+    model_config = None if isinstance(model, DenoiserUNet) or config is None else config.model
+    return Sampler(model, model_config=model_config, **settings)

@@ -119,7 +119,7 @@ def test_a_second_trainer_is_refused_naming_the_holder(tmp_path):
 def test_a_trial_run_does_not_count_as_epochs_of_a_longer_one(uninterrupted, tmp_path):
     run = RunDirectory(tmp_path / "run")
     shutil.copytree(uninterrupted[0].path, run.path)
-    with pytest.raises(ConfigError, match=r"train\.steps_per_epoch: 3 -> 50\. Use a new --run-dir"):
+    with pytest.raises(ConfigError, match=r"train\.steps_per_epoch: 3 -> 50\. Use a new `run_dir`"):
         train(tiny_config("train.epochs=2", "train.steps_per_epoch=50"), run.path, verbose=0)
     with pytest.raises(ConfigError, match=r"train\.seed: 0 -> 1"):
         train(tiny_config("train.epochs=2", "train.seed=1"), run.path, verbose=0)

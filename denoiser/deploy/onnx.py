@@ -78,7 +78,7 @@ def export_sampler(sampler, out_dir, prompts=(), encoder: str | None = None, tol
     if prompts and kind in ("class", "none"):
         raise ExportError(f"This model's condition is {kind!r}, not text: leave out `prompts`.")
     if not prompts and kind in ("vector", "sequence"):
-        raise ExportError("This model is conditioned on text: give the `prompts` the page should offer.")
+        raise ExportError("This model is conditioned on text: give the prompts the page should offer (`prompts`).")
     table = prompt_conditions(list(prompts), sampler, encoder) if prompts else None
 
     os.makedirs(out_dir, exist_ok=True)
