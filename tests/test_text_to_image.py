@@ -16,7 +16,7 @@ import yaml
 from helpers import QUICK_SAMPLE_SETS, TINY_MODEL_SETS, command_line, write_captioned_folder
 from PIL import Image
 
-from denoiser import build_unet, generate, interpolate, resolve_config, train
+from denoiser import build_unet, generate, interpolate, load_model, resolve_config, train
 from denoiser.cli import main
 from denoiser.conditions import prompt_conditions
 from denoiser.config import ModelConfig, parse_override
@@ -152,31 +152,18 @@ def test_a_mismatching_encoder_is_refused(trained, tmp_path, capsys):
     assert ENCODER in error and "all-MiniLM-L6-v2" in error and len(error.splitlines()) == 1
 
 
-def test_a_lone_checkpoint_needs_its_encoder_named(trained, tmp_path, capsys):
+def test_a_lone_checkpoint_carries_its_encoder_and_one_without_it_needs_it_named(trained, tmp_path, capsys):
     lone = tmp_path / "model.keras"
     shutil.copy(os.path.join(trained["run"], "checkpoints", "latest.keras"), lone)
-    assert main(["sample", "--checkpoint", str(lone), "--prompt", RED, "--out", str(tmp_path / "x.png")]) == 2
+    quick = ["--num", "1", "--steps", "1"]
+    assert main(["sample", "--checkpoint", str(lone), "--prompt", RED, *quick, "--out", str(tmp_path / "x.png")]) == 0
+    bare = load_model(lone)  # a checkpoint that does not carry its run's facts, as before models carried them
+    bare.run_info = {}
+    bare.save(tmp_path / "bare.keras")
+    args = ["sample", "--checkpoint", str(tmp_path / "bare.keras"), "--prompt", RED, *quick]
+    assert main([*args, "--out", str(tmp_path / "y.png")]) == 2
     assert "--encoder" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "sample",
-                "--checkpoint",
-                str(lone),
-                "--prompt",
-                RED,
-                "--encoder",
-                ENCODER,
-                "--num",
-                "1",
-                "--steps",
-                "1",
-                "--out",
-                str(tmp_path / "y.png"),
-            ]
-        )
-        == 0
-    )
+    assert main([*args, "--encoder", ENCODER, "--out", str(tmp_path / "z.png")]) == 0
 
 
 def test_the_run_config_round_trips(trained):
