@@ -43,7 +43,7 @@ def cached_dataset(config, count: int, folder: str) -> Dataset:
 
 def pipeline_speed(dataset: Dataset, config, batches: int, warmup: int = 3) -> float:
     """Images/s that `training_pipeline` delivers, after `warmup` batches (graph tracing, prefetch filling)."""
-    pipeline = iter(training_pipeline(dataset, config.train.batch_size, model_config=config.model))
+    pipeline = iter(training_pipeline(dataset, config))
     for _ in range(warmup):
         next(pipeline)
     start = time.perf_counter()

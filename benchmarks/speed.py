@@ -74,7 +74,7 @@ def training_speed(config, steps: int, warmup: int = 3, xla: bool = True) -> flo
     model = build_unet(config.model)
     model.compile(optimizer=make_optimizer(config), loss="mean_absolute_error", jit_compile="auto" if xla else False)
     batch = config.train.batch_size
-    pipeline = training_pipeline(random_dataset(config, batch * 8), batch)
+    pipeline = training_pipeline(random_dataset(config, batch * 8), config)
     timer = StepTimer(skip=warmup)
     model.fit(pipeline, epochs=1, steps_per_epoch=steps + warmup + 1, verbose=0, callbacks=[timer])
     return batch / timer.seconds_per_step(), model

@@ -1,94 +1,57 @@
-"""The run's configuration: YAML-friendly dataclasses whose fields declare their own rules.
+"""The run's configuration: four YAML-friendly dataclasses, one per section of a config file.
 
-Every field is a plain int, float, str, bool or list of those, so a config round-trips through YAML, JSON
-and a `.keras` file unchanged. A field's type annotation says which values it takes: `int`, `float | None`,
-`Literal["class", "vector"]`, `list[bool]`, or a named type with a rule such as `PositiveInt`. One function,
-`validate_section`, reads those annotations and raises `ConfigError` with a one-line message naming the
-field, the bad value and what it must be. Rules that tie several fields together (the image size must halve
-once per level, ...) are a short list of named checks beside it.
+`DataConfig` (data.*), `ModelConfig` (model.*), `TrainConfig` (train.*) and `SampleConfig` (sample.*) hold every
+setting and its default, written once: the rest of the library takes these sections, never a loose default of its
+own. A short comment beside each field says what it does. Every field is a plain int, float, str, bool or list of
+those, so a config round-trips through YAML, JSON and a `.keras` file unchanged.
+
+A field's type annotation says which values it takes (`PositiveInt`, `Fraction`, a `Literal` of choices, ...);
+config_rules.py holds those rules and the one function that checks them, with a one-line `ConfigError` naming
+the field. Rules that tie several fields together (the image size must halve once per level, ...) follow the
+sections, then `RunConfig` (the whole run) and the helpers that read YAML files and `--set section.key=value`.
 """
 
 import dataclasses
 import difflib
-import types
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal, NamedTuple
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration value is wrong; the message names the field and how to fix it."""
-
-
-# ================================================================================= the rules a field can declare
-class Rule(NamedTuple):
-    """A condition on a value, attached to its type as `Annotated[int, Rule(...)]`: what the value must be, in
-    words that complete "model.dropout must be ...", and a test that is only called on a value of that type."""
-
-    must_be: str
-    test: Callable[[Any], bool]
-
-
-PositiveInt = Annotated[int, Rule("a positive integer", lambda value: value > 0)]
-NonNegativeInt = Annotated[int, Rule("a non-negative integer", lambda value: value >= 0)]
-PositiveFloat = Annotated[float, Rule("a positive number", lambda value: value > 0)]
-Fraction = Annotated[float, Rule("a number in [0, 1)", lambda value: 0 <= value < 1)]
-OpenFraction = Annotated[float, Rule("a number in (0, 1)", lambda value: 0 < value < 1)]
-Percentile = Annotated[float, Rule("a number in (0, 100]", lambda value: 0 < value <= 100)]
-Levels = Annotated[
-    list[PositiveInt], Rule("a non-empty list of positive integers, e.g. [1, 2, 3]", lambda value: len(value) > 0)
-]
-EvenPositiveInt = Annotated[
-    int, Rule("a positive even integer (half sines, half cosines)", lambda value: value > 0 and value % 2 == 0)
-]
+from denoiser.config_rules import (  # ConfigError lives beside the rules, which raise it; it is a config concept too
+    ConfigError,
+    EncoderName,
+    EvenPositiveInt,
+    Fraction,
+    Levels,
+    NonNegativeInt,
+    OpenFraction,
+    Percentile,
+    PositiveFloat,
+    PositiveInt,
+    Rule,
+    floats_from_text,
+    only_if,
+    validate_section,
+)
 
 # The choices of a setting, declared once; the modules that implement them import these names.
-Condition = Literal["class", "vector", "sequence", "none"]
+DatasetName = Literal["fashion_mnist", "mnist", "cifar10", "cifar100", "shapes", "captions", "arrays"]  # data/sources
+Condition = Literal["class", "vector", "sequence", "none"]  # see ModelConfig
 NoiseDistribution = Literal["folded_normal", "logit_normal", "uniform"]  # see schedule.training_noise_levels
 Distribute = Literal["none", "mirrored", "tpu", "multi_worker"]  # see training.make_strategy
 Solver = Literal["ddim", "dpmpp_2m"]  # see solvers.SOLVERS
 
 
-ENCODER_FAMILIES = ("open_clip", "sentence_transformers", "transformers")  # as data/encoders.py loads them
-
-
-def looks_like_an_encoder(spec: str) -> bool:
-    """open_clip/MODEL/PRETRAINED, or FAMILY/NAME_OR_PATH for the other families (a path may hold slashes).
-
-    Only the shape of the name is checked here; whether the encoder exists is found out when it is loaded
-    (data/encoders.py).
-    """
-    family, _, rest = spec.partition("/")
-    if family == "open_clip":
-        parts = rest.split("/")
-        return len(parts) == 2 and all(parts)
-    return family in ENCODER_FAMILIES and bool(rest)
-
-
-EncoderName = Annotated[
-    str,
-    Rule(
-        "open_clip/MODEL/PRETRAINED (e.g. open_clip/ViT-B-32/laion2b_s34b_b79k), "
-        "sentence_transformers/NAME_OR_PATH or transformers/NAME_OR_PATH",
-        looks_like_an_encoder,
-    ),
-]
-
-
-def only_if(other: str, *values) -> dict:
-    """Field metadata: check this field only while field `other` has one of `values` (otherwise it is unused)."""
-    return {"only_if": (other, values)}
-
-
 # ================================================================================= the sections
 class Section:
     """What every section of the run config shares: checked on creation, built from a dict with a check for
-    unknown keys. `SECTION` is its name in the YAML file and in `--set section.key=value`."""
+    unknown keys. `SECTION` is its name in the YAML file and in `--set section.key=value`; `RETIRED` names keys
+    that older versions wrote and that are now ignored, so old run directories still load."""
 
     SECTION: ClassVar[str]
+    RETIRED: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self):
         self.validate()
@@ -98,16 +61,17 @@ class Section:
 
     def validate(self) -> None:
         """Raise `ConfigError` for the first wrong field, with a message that says how to fix it."""
-        validate_section(self)
+        validate_section(self, CROSS_FIELD_CHECKS.get(type(self), ()))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict):
-        """Build from a dict (e.g. parsed YAML); unknown keys are an error, not silently dropped."""
+        """Build from a dict (e.g. parsed YAML); unknown keys are an error, not silently dropped (retired keys are)."""
         if not isinstance(values, dict):
             raise ConfigError(f"Config section {cls.SECTION!r} must be a mapping of keys to values, got {values!r}.")
+        values = {key: value for key, value in values.items() if key not in cls.RETIRED}
         known = [item.name for item in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(known))
         if unknown:
@@ -115,7 +79,7 @@ class Section:
             hint = f"did you mean {cls.SECTION}.{guess[0]}? " if guess else ""
             keys = [f"{cls.SECTION}.{key}" for key in unknown]
             raise ConfigError(f"Unknown key(s) {keys}; {hint}{cls.SECTION} has {sorted(known)}.")
-        return cls(**_floats_from_text(cls, values))
+        return cls(**floats_from_text(cls, values))
 
 
 @dataclass
@@ -123,12 +87,12 @@ class DataConfig(Section):
     """Where the training images and their conditions come from, and how they are noised."""
 
     SECTION: ClassVar[str] = "data"
+    RETIRED: ClassVar[tuple[str, ...]] = ("shuffle_buffer",)  # unused once every pass became a full shuffle
 
-    dataset: str = "fashion_mnist"  # fashion_mnist | mnist | cifar10 | cifar100 | shapes | captions | arrays
+    dataset: DatasetName = "fashion_mnist"  # which images (data/sources.py loads them)
     num_images: PositiveInt | None = None  # use only the first N training images (None: all)
     label_dropout: Fraction = 0.15  # share of conditions replaced by "no condition" (for guidance)
-    noise_distribution: NoiseDistribution = "folded_normal"
-    shuffle_buffer: int = 60000  # unused since every pass is a full shuffle; kept so older run directories load
+    noise_distribution: NoiseDistribution = "folded_normal"  # how training draws noise levels (schedule.py)
     # Super-resolution stages (model.low_resolution > 0): the low-resolution input is noised at a random level
     # in [0, max_augmentation] while training, and the network is told that level (noise conditioning augmentation).
     max_augmentation: Fraction = 0.3
@@ -160,22 +124,22 @@ class ModelConfig(Section):
 
     SECTION: ClassVar[str] = "model"
 
-    image_size: PositiveInt = 28
+    image_size: PositiveInt = 28  # side of the square images it makes
     channels: Literal[1, 3] = field(default=1, metadata={"hint": "1 for grey, 3 for RGB"})
-    base_width: PositiveInt = 64
-    width_multipliers: Levels = field(default_factory=lambda: [1, 2, 3])
-    blocks_per_level: PositiveInt = 2
-    self_attention: list[bool] = field(default_factory=lambda: [False, True, False])
-    cross_attention: list[bool] = field(default_factory=lambda: [False, True, False])
+    base_width: PositiveInt = 64  # channels of the first level
+    width_multipliers: Levels = field(default_factory=lambda: [1, 2, 3])  # one per level: its width / base_width
+    blocks_per_level: PositiveInt = 2  # residual blocks at each level, on the way down and again on the way up
+    self_attention: list[bool] = field(default_factory=lambda: [False, True, False])  # one switch per level
+    cross_attention: list[bool] = field(default_factory=lambda: [False, True, False])  # to the condition, per level
     attention_heads: PositiveInt = 4
-    condition: Condition = "class"
+    condition: Condition = "class"  # what steers the image (see above)
     num_classes: PositiveInt = field(default=10, metadata=only_if("condition", "class"))
     condition_dim: PositiveInt = field(default=512, metadata=only_if("condition", "vector", "sequence"))
     condition_tokens: PositiveInt = field(default=77, metadata=only_if("condition", "sequence"))
-    noise_embedding_dim: EvenPositiveInt = 32
+    noise_embedding_dim: EvenPositiveInt = 32  # width of the sinusoidal embedding of the noise level
     noise_embedding_max_frequency: Annotated[float, Rule("a number greater than 1", lambda value: value > 1)] = 1000.0
-    norm_groups: PositiveInt = 8
-    dropout: Fraction = 0.0
+    norm_groups: PositiveInt = 8  # groups of every GroupNormalization
+    dropout: Fraction = 0.0  # in every residual block
     # A super-resolution stage: the side of the low-resolution image it upscales (0: a base model). The low-res
     # image is upsampled (bilinear) by image_size // low_resolution and concatenated to the noisy image.
     low_resolution: NonNegativeInt = 0
@@ -221,15 +185,15 @@ class TrainConfig(Section):
 
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 64
-    learning_rate: PositiveFloat = 3e-4
-    warmup_steps: NonNegativeInt = 500
+    learning_rate: PositiveFloat = 3e-4  # Adam's, constant after the warm-up (optimizer.py)
+    warmup_steps: NonNegativeInt = 500  # the learning rate rises linearly from 0 over these first steps
     steps_per_epoch: PositiveInt | None = None  # None: one pass over the data per epoch
     ema_decay: Fraction = 0.999  # weight averaging for samples and checkpoints; 0 switches it off
     keep_checkpoints: NonNegativeInt = 0  # keep only the newest N epoch checkpoints; 0 keeps all
     backup_every: NonNegativeInt = 200  # save a resumable mid-epoch state into RUN/backup/ every N steps; 0 = off
     mixed_precision: bool = False  # bfloat16 on CPU/TPU, float16 on GPU
-    distribute: Distribute = "none"
-    seed: int = 0
+    distribute: Distribute = "none"  # several accelerators or machines: training.make_strategy
+    seed: int = 0  # the weights, the data order and the noise of every step (data/pipeline.py)
     evaluate_every: NonNegativeInt = 0  # score samples every N epochs into RUN/evaluation/; 0 = off
     evaluate_num: PositiveInt = 200  # samples per evaluation
 
@@ -240,64 +204,17 @@ class SampleConfig(Section):
 
     SECTION: ClassVar[str] = "sample"
 
-    steps: PositiveInt = 20
+    steps: PositiveInt = 20  # denoising steps from pure noise to an image
     guidance: float = 2.0  # classifier-free guidance scale g; 1 is the plain conditional prediction
     solver: Solver = "ddim"  # the step rule (solvers.py): ddim (first order) or dpmpp_2m (second order, fewer steps)
     max_level: OpenFraction = 0.95  # the noise level sampling starts from (the grid's top, schedule.py)
     threshold_percentile: Percentile | None = 99.5  # dynamic thresholding (sampler.py); null: a plain clip
     columns: PositiveInt = 8  # images per class (or prompt) in the grid
-    seed: int = 0
+    seed: int = 0  # the starting noise of the grid (and of the samples an evaluation scores)
     augmentation_level: Fraction = 0.1  # super-resolution stages: the noise level given to the low-res input
 
 
-# ================================================================================= validation, in one place
-def validate_section(section: Section) -> None:
-    """Check every field against its annotation (and `only_if` metadata), then the section's cross-field checks."""
-    for item in dataclasses.fields(section):
-        value = getattr(section, item.name)
-        if "only_if" in item.metadata:
-            other, values = item.metadata["only_if"]
-            if getattr(section, other) not in values:
-                continue
-        if not accepts(item.type, value):
-            hint = f" ({item.metadata['hint']})" if "hint" in item.metadata else ""
-            raise ConfigError(f"{section.SECTION}.{item.name} must be {must_be(item.type)}, got {value!r}{hint}.")
-    for check in CROSS_FIELD_CHECKS.get(type(section), ()):
-        problem = check(section)
-        if problem:
-            raise ConfigError(problem)
-
-
-def accepts(kind, value) -> bool:
-    """Whether `value` is of the annotated type `kind` and passes its rules."""
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if origin is Annotated:
-        return accepts(args[0], value) and all(rule.test(value) for rule in args[1:])
-    if origin is Literal:  # compare types too: True == 1, but True is not a channel count
-        return any(type(value) is type(choice) and value == choice for choice in args)
-    if origin in (typing.Union, types.UnionType):
-        return any(accepts(option, value) for option in args)
-    if origin is list:
-        return isinstance(value, (list, tuple)) and all(accepts(args[0], entry) for entry in value)
-    if kind in (int, float) and isinstance(value, bool):  # a bool is an int to Python, not to a config
-        return False
-    return isinstance(value, (int, float) if kind is float else kind)
-
-
-def must_be(kind) -> str:
-    """The annotated type `kind` in words: "a positive integer or null", "one of 'class', 'none'", ..."""
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if origin is Annotated:
-        return args[1].must_be
-    if origin is Literal:
-        return "one of " + ", ".join(map(repr, args))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(must_be(option) for option in args)
-    if origin is list:
-        return f"a list whose entries are each {must_be(args[0])}"
-    return {int: "an integer", float: "a number", str: "a text", bool: "true or false", type(None): "null"}[kind]
-
-
+# ================================================================================= rules across fields
 def one_attention_switch_per_level(model: ModelConfig) -> str | None:
     for name in ("self_attention", "cross_attention"):
         switches = getattr(model, name)
@@ -387,26 +304,6 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"Unknown config section(s) {unknown}; sections are {sorted(SECTIONS)}.")
         return cls(**{name: section.from_dict(values.get(name) or {}) for name, section in SECTIONS.items()})
-
-
-def _floats_from_text(section: type[Section], values: dict) -> dict:
-    """Read float fields given as text ("1e-3": YAML 1.1 reads exponents without a dot as strings)."""
-    values = dict(values)
-    for item in dataclasses.fields(section):
-        value = values.get(item.name)
-        if isinstance(value, str) and _is_float(item.type):
-            try:
-                values[item.name] = float(value)
-            except ValueError:
-                raise ConfigError(f"{section.SECTION}.{item.name} must be a number, got {value!r}.") from None
-    return values
-
-
-def _is_float(kind) -> bool:
-    """Whether the annotated type is a float, perhaps with rules (`Fraction`) or optional (`float | None`)."""
-    if typing.get_origin(kind) in (Annotated, typing.Union, types.UnionType):
-        return any(_is_float(option) for option in typing.get_args(kind))
-    return kind is float
 
 
 # ================================================================================= YAML files and --set overrides

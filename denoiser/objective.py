@@ -4,17 +4,18 @@ For a batch of clean images x (scaled to [-1, 1]) the network sees
 
     x_t = (1 - s) * x + s * eps        a point on the straight line from the image to noise eps
     s                                  the noise level, drawn from the training distribution
-    c                                  the condition, replaced by "no condition" 15% of the time
+    c                                  the condition, replaced by "no condition" for a share of the images
 
 and predicts the clean image: the target is x itself, and the loss the mean absolute error
 |x0_hat - x|. Dropping conditions teaches the same network the unconditional prediction, which
 classifier-free guidance needs at sampling time.
 
 `training_example` builds ((x_t, s, c), x) inside the `tf.data` graph, so the accelerator never waits
-for Python; `loss` is what `model.compile` gets.
+for Python; `loss` is what `model.compile` gets. The settings (the distribution of s, the share of dropped
+conditions, ...) come from the run's `DataConfig` and `ModelConfig`, where their defaults are.
 
 A super-resolution stage (model.low_resolution > 0) also sees the real image made small (area
-downsampling) and then noised at a random augmentation level a in [0, max_augmentation], and a itself:
+downsampling) and then noised at a random augmentation level a in [0, data.max_augmentation], and a itself:
 `super_resolution_example`. Noising the low-res input (Imagen's noise conditioning augmentation)
 teaches the stage not to copy every flaw of a base model's output; told the level, it can be asked for a
 small one at sampling time.
@@ -25,10 +26,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from denoiser.config import DataConfig, ModelConfig
 from denoiser.schedule import add_noise, training_noise_levels
 from denoiser.utils.images import downsample
-
-LABEL_DROPOUT = 0.15
 
 
 def loss() -> keras.losses.Loss:
@@ -51,18 +51,12 @@ def drop_conditions(conditions, uniform, rate: float):
     return tf.where(keep, conditions, tf.zeros_like(conditions))
 
 
-def training_example(
-    images,
-    conditions,
-    seed,
-    label_dropout: float = LABEL_DROPOUT,
-    distribution: str = "folded_normal",
-    conditional: bool = True,
-):
+def training_example(images, conditions, seed, data: DataConfig, model: ModelConfig):
     """One training batch: ((x_t, s, condition), x0) from uint8 images and conditions, all in graph.
 
     The inputs are what the network sees, x0 the target it must predict; an unconditional network
-    (not `conditional`) sees only (x_t, s).
+    (`model.condition="none"`) sees only (x_t, s). s follows `data.noise_distribution`, and a share
+    `data.label_dropout` of the conditions becomes "no condition".
 
     `seed` is a pair of integers for TensorFlow's stateless random ops, so a batch is reproducible.
     """
@@ -70,36 +64,27 @@ def training_example(
     batch = tf.shape(x0)[0]
     seeds = tf.random.experimental.stateless_split(seed, 3)
     noise = tf.random.stateless_normal(tf.shape(x0), seed=seeds[0])
-    levels = training_noise_levels(tf.random.stateless_uniform([batch, 1], seed=seeds[1]), distribution)
+    levels = training_noise_levels(tf.random.stateless_uniform([batch, 1], seed=seeds[1]), data.noise_distribution)
     dropout_draws = tf.random.stateless_uniform([batch], seed=seeds[2])
     x_t = add_noise(x0, noise, tf.reshape(levels, [-1, 1, 1, 1]))
     if len(conditions.shape) == 1:  # class ids: the network takes (B, 1)
         conditions = conditions[:, None]
-    if not conditional:
+    if not model.conditional:
         return (x_t, levels), x0
-    conditions = drop_conditions(conditions, dropout_draws, label_dropout)
+    conditions = drop_conditions(conditions, dropout_draws, data.label_dropout)
     return (x_t, levels, conditions), x0
 
 
-def super_resolution_example(
-    images,
-    conditions,
-    seed,
-    low_resolution: int,
-    label_dropout: float = LABEL_DROPOUT,
-    distribution: str = "folded_normal",
-    max_augmentation: float = 0.3,
-    conditional: bool = True,
-):
+def super_resolution_example(images, conditions, seed, data: DataConfig, model: ModelConfig):
     """`training_example` for a super-resolution stage: ((x_t, s, [condition,] low_res, a), x0).
 
-    low_res is x0 downsampled to `low_resolution` (area) and noised at the augmentation level a, drawn
-    uniformly from [0, max_augmentation] per image. The condition is left out when not `conditional`.
+    low_res is x0 downsampled to `model.low_resolution` (area) and noised at the augmentation level a, drawn
+    uniformly from [0, data.max_augmentation] per image. The condition is left out for an unconditional model.
     """
     split = tf.random.experimental.stateless_split(seed, 3)
-    inputs, x0 = training_example(images, conditions, split[0], label_dropout, distribution, conditional)
-    low = downsample(x0, low_resolution)
-    augmentation = max_augmentation * tf.random.stateless_uniform([tf.shape(x0)[0], 1], seed=split[1])
+    inputs, x0 = training_example(images, conditions, split[0], data, model)
+    low = downsample(x0, model.low_resolution)
+    augmentation = data.max_augmentation * tf.random.stateless_uniform([tf.shape(x0)[0], 1], seed=split[1])
     noise = tf.random.stateless_normal(tf.shape(low), seed=split[2])
     low = add_noise(low, noise, tf.reshape(augmentation, [-1, 1, 1, 1]))
     return (*inputs, low, augmentation), x0

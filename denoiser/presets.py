@@ -8,21 +8,14 @@ from __future__ import annotations
 from denoiser.config import ConfigError, RunConfig, merge
 from denoiser.data.encoders import DEFAULT_ENCODER
 
-# The seed's Fashion-MNIST model: base width 64, multipliers (1, 2, 3), 2 blocks per level,
-# attention at the middle level, batch 64, learning rate 3e-4.
-_SEED_UNET = {
-    "base_width": 64,
-    "width_multipliers": [1, 2, 3],
-    "blocks_per_level": 2,
-    "self_attention": [False, True, False],
-    "cross_attention": [False, True, False],
-}
+# The defaults (config.py) are the seed's Fashion-MNIST model: base width 64, multipliers (1, 2, 3), 2 blocks
+# per level, attention at the middle level, batch 64, learning rate 3e-4, 10 epochs. A preset for a data set
+# still names the shape of its images and its number of classes.
 
 # A super-resolution stage (cascade.py): the low-res image carries the layout, so no self-attention is
 # needed; the condition still steers the details through cross-attention at the bottleneck.
 _SR_UNET = {
     "width_multipliers": [1, 2, 2],
-    "blocks_per_level": 2,
     "self_attention": [False, False, False],
     "cross_attention": [False, False, True],
 }
@@ -35,8 +28,7 @@ _TEXT_DATA = {"dataset": "captions", "encoder": DEFAULT_ENCODER}
 PRESETS: dict[str, dict] = {
     "fashion_mnist": {
         "data": {"dataset": "fashion_mnist"},
-        "model": {**_SEED_UNET, "image_size": 28, "channels": 1, "num_classes": 10},
-        "train": {"epochs": 10, "batch_size": 64, "learning_rate": 3e-4},
+        "model": {"image_size": 28, "channels": 1, "num_classes": 10},
     },
     # The most quality per training FLOP we know for one epoch: the seed's design at width 32 (1.2M
     # parameters, a quarter of the FLOPs), twice the updates (batch 32) at a higher learning rate, and
@@ -44,23 +36,22 @@ PRESETS: dict[str, dict] = {
     # benchmarks/RESULTS.md: "Quality per compute").
     "fashion_mnist_fast": {
         "data": {"dataset": "fashion_mnist", "noise_distribution": "uniform"},
-        "model": {**_SEED_UNET, "base_width": 32, "image_size": 28, "channels": 1, "num_classes": 10},
+        "model": {"base_width": 32, "image_size": 28, "channels": 1, "num_classes": 10},
         "train": {"epochs": 1, "batch_size": 32, "learning_rate": 1e-3, "warmup_steps": 200},
     },
     "mnist": {
         "data": {"dataset": "mnist"},
-        "model": {**_SEED_UNET, "image_size": 28, "channels": 1, "num_classes": 10},
-        "train": {"epochs": 10, "batch_size": 64, "learning_rate": 3e-4},
+        "model": {"image_size": 28, "channels": 1, "num_classes": 10},
     },
     "cifar10": {
         "data": {"dataset": "cifar10"},
-        "model": {**_SEED_UNET, "image_size": 32, "channels": 3, "num_classes": 10},
-        "train": {"epochs": 30, "batch_size": 64, "learning_rate": 3e-4},
+        "model": {"image_size": 32, "channels": 3, "num_classes": 10},
+        "train": {"epochs": 30},
     },
     "cifar100": {
         "data": {"dataset": "cifar100"},
-        "model": {**_SEED_UNET, "image_size": 32, "channels": 3, "num_classes": 100},
-        "train": {"epochs": 30, "batch_size": 64, "learning_rate": 3e-4},
+        "model": {"image_size": 32, "channels": 3, "num_classes": 100},
+        "train": {"epochs": 30},
         "sample": {"columns": 4},
     },
     # The offline quick start: small coloured shapes, a small network, a few minutes on a laptop CPU.
@@ -79,7 +70,6 @@ PRESETS: dict[str, dict] = {
             "num_classes": 8,
         },
         "train": {"epochs": 6, "batch_size": 32, "learning_rate": 1e-3, "warmup_steps": 100, "ema_decay": 0.995},
-        "sample": {"steps": 20, "guidance": 2.0},
     },
     # The seed's LAION model: 64x64, base width 96, multipliers (1, 2, 3, 4), attention at the third level.
     "laion64": {
@@ -90,11 +80,10 @@ PRESETS: dict[str, dict] = {
             "channels": 3,
             "base_width": 96,
             "width_multipliers": [1, 2, 3, 4],
-            "blocks_per_level": 2,
             "self_attention": [False, False, True, False],
             "cross_attention": [False, False, True, False],
         },
-        "train": {"epochs": 20, "batch_size": 64, "learning_rate": 3e-4},
+        "train": {"epochs": 20},
         "sample": {"guidance": 4.0, "columns": 6},
     },
     # A cascade, Imagen-style (cascade.py): a 14x14 base model (Fashion-MNIST made small by area
@@ -103,7 +92,6 @@ PRESETS: dict[str, dict] = {
     "fashion_mnist_14": {
         "data": {"dataset": "fashion_mnist", "noise_distribution": "uniform"},
         "model": {
-            **_SEED_UNET,
             "base_width": 32,
             "width_multipliers": [1, 2],
             "self_attention": [False, True],
@@ -115,20 +103,20 @@ PRESETS: dict[str, dict] = {
         "train": {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "warmup_steps": 200},
     },
     "fashion_mnist_sr": {
-        "data": {"dataset": "fashion_mnist", "max_augmentation": 0.3},
+        "data": {"dataset": "fashion_mnist"},
         "model": {**_SR_UNET, "base_width": 32, "image_size": 28, "low_resolution": 14, "channels": 1},
         "train": {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3, "warmup_steps": 200},
-        "sample": {"steps": 10, "guidance": 1.0, "augmentation_level": 0.1},
+        "sample": {"steps": 10, "guidance": 1.0},
     },
     "cifar10_sr": {
-        "data": {"dataset": "cifar10", "max_augmentation": 0.3},
+        "data": {"dataset": "cifar10"},
         "model": {**_SR_UNET, "image_size": 32, "low_resolution": 16, "channels": 3},
-        "train": {"epochs": 20, "batch_size": 64, "learning_rate": 3e-4},
-        "sample": {"steps": 20, "guidance": 1.0, "augmentation_level": 0.1},
+        "train": {"epochs": 20},
+        "sample": {"guidance": 1.0},
     },
     # The second stage of a LAION cascade after `laion64`: 64 -> 128, text-conditioned; for a GPU.
     "laion64_sr": {
-        "data": {**_TEXT_DATA, "max_augmentation": 0.3},
+        "data": dict(_TEXT_DATA),
         "model": {
             **_TEXT_MODEL,
             "image_size": 128,
@@ -136,18 +124,17 @@ PRESETS: dict[str, dict] = {
             "channels": 3,
             "base_width": 64,
             "width_multipliers": [1, 2, 3, 4],
-            "blocks_per_level": 2,
             "self_attention": [False, False, False, False],
             "cross_attention": [False, False, False, True],
         },
-        "train": {"epochs": 20, "batch_size": 32, "learning_rate": 3e-4},
-        "sample": {"steps": 20, "guidance": 3.0, "augmentation_level": 0.1, "columns": 4},
+        "train": {"epochs": 20, "batch_size": 32},
+        "sample": {"guidance": 3.0, "columns": 4},
     },
     # Your own captioned folder or table at 32x32: a small network that trains on a laptop or Colab.
     "captions": {
         "data": dict(_TEXT_DATA),
-        "model": {**_SEED_UNET, **_TEXT_MODEL, "image_size": 32, "channels": 3},
-        "train": {"epochs": 20, "batch_size": 64, "learning_rate": 3e-4},
+        "model": {**_TEXT_MODEL, "image_size": 32, "channels": 3},
+        "train": {"epochs": 20},
         "sample": {"guidance": 3.0},
     },
 }

@@ -43,7 +43,6 @@ CHANGEABLE_ON_RESUME = (
     "sample.",
     "data.path",  # where the data lies may change (e.g. copied to a faster disk), what it is may not
     "data.embeddings",
-    "data.shuffle_buffer",  # unused: every pass is a full shuffle (data/pipeline.py)
 )
 LOG_FIELDS = ("epoch", "loss", "learning_rate", "seconds", "images_per_second")
 LOG_ROW_ENTRY = "denoiser/log_row.json"  # a checkpoint carries its epoch's log row, so log.csv can be restored

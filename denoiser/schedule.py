@@ -41,7 +41,7 @@ def renoise(noisy_images, noise, noise_level, higher_level):
     return scale * noisy_images + spread * noise
 
 
-def training_noise_levels(uniform, distribution: str = "folded_normal"):
+def training_noise_levels(uniform, distribution: str):
     """Turn uniform draws u ~ U(0, 1) into training noise levels in [MIN_LEVEL, MAX_LEVEL].
 
     - "folded_normal" (the seed's choice): s = |z| / 3 with z ~ N(0, 1), truncated to the range.

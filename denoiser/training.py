@@ -109,16 +109,7 @@ def fit(model, run, config, dataset, step, steps_per_epoch, class_names, callbac
         *callbacks,
     ]
     for first_epoch, end_epoch, steps in fit_calls(step, steps_per_epoch, config.train.epochs):
-        batches = training_pipeline(
-            dataset,
-            config.train.batch_size,
-            label_dropout=config.data.label_dropout,
-            distribution=config.data.noise_distribution,
-            seed=config.train.seed,
-            start_step=step,
-            model_config=config.model,
-            max_augmentation=config.data.max_augmentation,
-        )
+        batches = training_pipeline(dataset, config, start_step=step)
         model.fit(
             batches,
             initial_epoch=first_epoch,

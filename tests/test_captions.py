@@ -8,7 +8,7 @@ import pytest
 from helpers import FakeEncoder, fake_embedding
 from PIL import Image
 
-from denoiser.config import parse_override
+from denoiser.config import DataConfig, RunConfig, TrainConfig, parse_override
 from denoiser.data import captions as captions_module
 from denoiser.data.captions import (
     cache_path,
@@ -171,7 +171,8 @@ def test_batches_are_read_by_index_from_the_usable_rows_only():
     dataset = Dataset(images, conditions, rows=rows)
     assert len(dataset) == 38
     seen = []
-    for (_, _, batch_conditions), x0 in training_pipeline(dataset, batch_size=19, label_dropout=0.0).take(2):
+    config = RunConfig(DataConfig(label_dropout=0.0), train=TrainConfig(batch_size=19))
+    for (_, _, batch_conditions), x0 in training_pipeline(dataset, config).take(2):
         ids = np.round((np.asarray(x0)[:, 0, 0, 0] + 1) * 127.5).astype(int)  # back from [-1, 1] to the row id
         np.testing.assert_array_equal(np.asarray(batch_conditions)[:, 0], ids)  # images and conditions stay paired
         seen += ids.tolist()

@@ -1,24 +1,34 @@
-"""Config validation: every kind of field rule, the cross-field checks, presets, YAML files and overrides."""
+"""Config validation: every kind of field rule, the cross-field checks, presets, YAML files and overrides,
+and old run directories' configs."""
 
 from __future__ import annotations
 
+import math
 import re
+import typing
 
 import pytest
+import yaml
 
 from denoiser.config import (
-    ENCODER_FAMILIES,
     ConfigError,
     DataConfig,
+    DatasetName,
     ModelConfig,
+    NoiseDistribution,
     RunConfig,
     SampleConfig,
+    Solver,
     TrainConfig,
     load_yaml,
     parse_override,
 )
+from denoiser.config_rules import ENCODER_FAMILIES
 from denoiser.data.encoders import FAMILIES
 from denoiser.presets import preset_names, resolve_config
+from denoiser.rundir import RunDirectory
+from denoiser.schedule import TRAINING_DISTRIBUTIONS
+from denoiser.solvers import SOLVERS
 
 
 def one_line_error(build) -> str:
@@ -44,6 +54,10 @@ def one_line_error(build) -> str:
         (TrainConfig, dict(steps_per_epoch="all"), "train.steps_per_epoch must be a positive integer or null"),
         # numbers in a range
         (TrainConfig, dict(learning_rate=0.0), "train.learning_rate must be a positive number, got 0.0"),
+        # a number is finite: nan and inf are refused by every float field
+        (TrainConfig, dict(learning_rate=math.inf), "train.learning_rate must be a positive number, got inf"),
+        (SampleConfig, dict(guidance=math.nan), "sample.guidance must be a finite number, got nan"),
+        (ModelConfig, dict(noise_embedding_max_frequency=math.inf), "model.noise_embedding_max_frequency must be"),
         (ModelConfig, dict(dropout=1.0), r"model.dropout must be a number in \[0, 1\), got 1.0"),
         (TrainConfig, dict(ema_decay=-0.1), r"train.ema_decay must be a number in \[0, 1\), got -0.1"),
         (SampleConfig, dict(threshold_percentile=0), r"sample.threshold_percentile must be a number in \(0, 100\]"),
@@ -57,7 +71,12 @@ def one_line_error(build) -> str:
         (TrainConfig, dict(distribute="gpu"), "train.distribute must be one of 'none', 'mirrored'"),
         # true or false, plain text, lists
         (TrainConfig, dict(mixed_precision="yes"), "train.mixed_precision must be true or false, got 'yes'"),
-        (DataConfig, dict(dataset=3), "data.dataset must be a text, got 3"),
+        (DataConfig, dict(dataset=3), "data.dataset must be one of 'fashion_mnist', 'mnist', .*, got 3"),
+        (
+            DataConfig,
+            dict(dataset="imagenet"),
+            "data.dataset must be one of 'fashion_mnist'.*'arrays', got 'imagenet'",
+        ),
         (ModelConfig, dict(width_multipliers=[1, 0, 2]), "model.width_multipliers must be a non-empty list"),
         (ModelConfig, dict(width_multipliers=[]), "model.width_multipliers must be a non-empty list"),
         (ModelConfig, dict(self_attention=[0, 1, 0]), "model.self_attention must be a list whose entries are each"),
@@ -118,6 +137,42 @@ def test_every_preset_is_valid_and_round_trips(preset):
     config = resolve_config(preset)
     config.validate()
     assert RunConfig.from_dict(config.to_dict()) == config
+
+
+def test_the_configs_choices_are_those_the_core_implements():
+    """The core cannot import config (sampling knows nothing of training), so the names are checked here."""
+    assert set(typing.get_args(NoiseDistribution)) == set(TRAINING_DISTRIBUTIONS)
+    assert set(typing.get_args(Solver)) == set(SOLVERS)
+
+
+def test_every_dataset_name_is_a_valid_choice():
+    for name in typing.get_args(DatasetName):
+        assert DataConfig(dataset=name).dataset == name
+
+
+def test_non_finite_numbers_are_refused_from_yaml_and_overrides_too():
+    """YAML's .inf and an override's text "nan" both become floats, and no float field takes them."""
+    assert "train.learning_rate must be a positive number, got inf" in one_line_error(
+        lambda: RunConfig.from_dict(yaml.safe_load("train:\n  learning_rate: .inf\n"))
+    )
+    assert "sample.guidance must be a finite number, got nan" in one_line_error(
+        lambda: resolve_config("shapes", overrides=[parse_override("sample.guidance=nan")])
+    )
+    assert "sample.guidance must be a finite number, got -inf" in one_line_error(
+        lambda: resolve_config("shapes", overrides=[parse_override("sample.guidance=-inf")])
+    )
+
+
+def test_an_old_config_with_a_retired_key_loads_and_resumes(tmp_path):
+    """Run directories made before data.shuffle_buffer was retired hold it in config.yaml; it is dropped on read."""
+    saved = RunConfig().to_dict()
+    saved["data"]["shuffle_buffer"] = 60000
+    assert "shuffle_buffer" not in RunConfig().to_dict()["data"]
+    assert RunConfig.from_dict(saved) == RunConfig()
+    assert DataConfig.from_dict({"shuffle_buffer": 60000, "label_dropout": 0.1}) == DataConfig(label_dropout=0.1)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    assert RunDirectory(tmp_path).check_resume(RunConfig()) == []  # the same run: nothing changed, nothing refused
+    assert "train.shuffle_buffer" in one_line_error(lambda: RunConfig.from_dict({"train": {"shuffle_buffer": 1}}))
 
 
 def test_an_unknown_key_or_section_is_named():

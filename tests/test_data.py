@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from denoiser.config import ModelConfig
+from denoiser.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from denoiser.data.dataset import DataError, Dataset, check_fits_model
 from denoiser.data.pipeline import training_pipeline
 from denoiser.data.sources import load_dataset
@@ -22,7 +22,8 @@ def first_batches(pipeline, count):
 def test_pipeline_shapes_ranges_and_noising():
     """Targets are the images scaled to [-1, 1]; inputs lie on the line between them and the noise."""
     dataset = toy_dataset()
-    ((x_t, levels, conditions, x0),) = first_batches(training_pipeline(dataset, batch_size=32), 1)
+    config = RunConfig(train=TrainConfig(batch_size=32))
+    ((x_t, levels, conditions, x0),) = first_batches(training_pipeline(dataset, config), 1)
     assert x_t.shape == x0.shape == (32, 8, 8, 1)
     assert levels.shape == (32, 1) and conditions.shape == (32, 1)
     # Every target is one of the data set's images, scaled exactly to [-1, 1]; a batch holds 32 different ones.
@@ -37,11 +38,13 @@ def test_pipeline_shapes_ranges_and_noising():
 def test_label_dropout_rate_and_zero_id():
     """About 15% of conditions become 0 ("no condition"); the rest keep their real class ids."""
     dataset = toy_dataset(count=4096)
-    batches = first_batches(training_pipeline(dataset, batch_size=512, label_dropout=0.15), 8)
+    config = RunConfig(DataConfig(label_dropout=0.15), train=TrainConfig(batch_size=512))
+    batches = first_batches(training_pipeline(dataset, config), 8)
     conditions = np.concatenate([c for _, _, c, _ in batches]).ravel()
     assert 0.12 < np.mean(conditions == 0) < 0.18
     assert set(conditions) <= set(range(5))
-    none_dropped = first_batches(training_pipeline(dataset, batch_size=512, label_dropout=0.0), 2)
+    config = RunConfig(DataConfig(label_dropout=0.0), train=TrainConfig(batch_size=512))
+    none_dropped = first_batches(training_pipeline(dataset, config), 2)
     assert all((c > 0).all() for _, _, c, _ in none_dropped)
 
 
@@ -49,7 +52,8 @@ def test_vector_conditions_are_dropped_to_zero_vectors():
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (1024, 8, 8, 3), dtype=np.uint8)
     vectors = rng.normal(size=(1024, 6)).astype("float32") + 5.0  # never zero by chance
-    ((_, _, conditions, _),) = first_batches(training_pipeline(Dataset(images, vectors), 1024, label_dropout=0.3), 1)
+    config = RunConfig(DataConfig(label_dropout=0.3), train=TrainConfig(batch_size=1024))
+    ((_, _, conditions, _),) = first_batches(training_pipeline(Dataset(images, vectors), config), 1)
     zero_rows = np.all(conditions == 0, axis=1)
     assert 0.25 < zero_rows.mean() < 0.35
     assert np.all(conditions[~zero_rows] > 0)
@@ -58,9 +62,10 @@ def test_vector_conditions_are_dropped_to_zero_vectors():
 def test_each_epoch_sees_new_order_and_new_noise():
     """Step 0 and the first step of the next pass differ; the same step is always the same batch."""
     dataset = toy_dataset()
-    ((first, *_),) = first_batches(training_pipeline(dataset, batch_size=256), 1)
-    ((again, *_),) = first_batches(training_pipeline(dataset, batch_size=256), 1)
-    ((next_pass, *_),) = first_batches(training_pipeline(dataset, batch_size=256, start_step=len(dataset) // 256), 1)
+    config = RunConfig(train=TrainConfig(batch_size=256))
+    ((first, *_),) = first_batches(training_pipeline(dataset, config), 1)
+    ((again, *_),) = first_batches(training_pipeline(dataset, config), 1)
+    ((next_pass, *_),) = first_batches(training_pipeline(dataset, config, start_step=len(dataset) // 256), 1)
     assert np.array_equal(first, again)
     assert not np.allclose(first, next_pass)
 
@@ -103,7 +108,7 @@ def test_mismatched_data_and_model_are_explained():
     with pytest.raises(DataError, match="Unknown dataset"):
         load_dataset("imagenet")
     with pytest.raises(DataError, match="fewer than one batch"):
-        training_pipeline(toy_dataset(count=10), batch_size=32)
+        training_pipeline(toy_dataset(count=10), RunConfig(train=TrainConfig(batch_size=32)))
 
 
 def test_conditions_must_have_the_shape_the_model_expects():

@@ -12,6 +12,8 @@ from denoiser.data.sources import load_dataset
 from denoiser.evaluation import metrics
 from denoiser.evaluation.classifier import cache_path, predict_classes, train_classifier
 from denoiser.evaluation.metrics import MetricError
+from denoiser.evaluation.report import default_output
+from denoiser.serialization import find_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +115,7 @@ def test_evaluate_writes_json_and_the_memorization_picture(trained_run, tmp_path
 
 
 def test_evaluate_defaults_to_the_run_directory(trained_run):
-    from denoiser.evaluation.report import default_output
-
-    assert default_output(trained_run) == os.path.join(str(trained_run), "evaluation", "latest.json")
+    assert default_output(*find_checkpoint(trained_run)) == os.path.join(str(trained_run), "evaluation", "latest.json")
 
 
 def test_missing_inception_weights_say_so_plainly(trained_run, tmp_path, monkeypatch, capsys):

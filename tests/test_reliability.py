@@ -14,7 +14,7 @@ import pytest
 
 import denoiser.callbacks
 from denoiser import train
-from denoiser.config import ConfigError
+from denoiser.config import ConfigError, RunConfig, TrainConfig
 from denoiser.data.dataset import Dataset
 from denoiser.data.pipeline import training_pipeline
 from denoiser.rundir import RunDirectory, TrainingError, read_log
@@ -55,8 +55,9 @@ def test_pipeline_started_at_a_step_gives_the_same_batches():
     """Step k of a run is a pure function of (seed, k): starting there replays nothing and changes nothing."""
     rng = np.random.default_rng(0)
     dataset = Dataset(rng.integers(0, 255, (40, 4, 4, 1), dtype=np.uint8), rng.integers(1, 4, 40))
-    whole = [np.asarray(x[0][0]) for x in training_pipeline(dataset, 16, seed=3).take(7)]
-    resumed = [np.asarray(x[0][0]) for x in training_pipeline(dataset, 16, seed=3, start_step=5).take(2)]
+    config = RunConfig(train=TrainConfig(batch_size=16, seed=3))
+    whole = [np.asarray(x[0][0]) for x in training_pipeline(dataset, config).take(7)]
+    resumed = [np.asarray(x[0][0]) for x in training_pipeline(dataset, config, start_step=5).take(2)]
     np.testing.assert_array_equal(resumed[0], whole[5])  # pass 2 (2 steps a pass), crossing into pass 3
     np.testing.assert_array_equal(resumed[1], whole[6])
 

@@ -13,6 +13,7 @@ from PIL import Image
 from denoiser import resolve_config
 from denoiser.cascade import Cascade, upscale
 from denoiser.cli import main
+from denoiser.config import DataConfig, RunConfig, TrainConfig
 from denoiser.data.dataset import Dataset
 from denoiser.data.pipeline import training_pipeline
 from denoiser.evaluation.classifier import build_classifier, cache_path
@@ -69,7 +70,8 @@ def test_the_sr_example_holds_the_real_image_made_small_and_noised_at_its_level(
     images = np.random.default_rng(0).integers(0, 256, (32, 16, 16, 1)).astype("uint8")
     config = tiny_sr(condition="none", cross_attention=[False, False])
     dataset = Dataset(images, np.zeros(32, "int32"))
-    (x_t, levels, low, augmentation), x0 = next(iter(training_pipeline(dataset, 8, model_config=config)))
+    run_config = RunConfig(model=config, train=TrainConfig(batch_size=8))
+    (x_t, levels, low, augmentation), x0 = next(iter(training_pipeline(dataset, run_config)))
     assert x_t.shape == (8, 16, 16, 1) and low.shape == (8, 8, 8, 1) and augmentation.shape == (8, 1)
     expected = downsample(x0, 8)
     clean = augmentation.numpy().ravel() < 0.01
@@ -96,9 +98,8 @@ def test_a_tiny_sr_stage_trained_briefly_beats_bicubic_on_held_out_images():
     config = tiny_sr(condition="none", base_width=16, self_attention=[False, False], cross_attention=[False, False])
     model = build_unet(config)
     model.compile(keras.optimizers.Adam(3e-3), loss=loss())
-    batches = training_pipeline(
-        Dataset(images[:1024], np.zeros(1024, "int32")), 32, distribution="uniform", model_config=config
-    )
+    run_config = RunConfig(DataConfig(noise_distribution="uniform"), config, TrainConfig(batch_size=32))
+    batches = training_pipeline(Dataset(images[:1024], np.zeros(1024, "int32")), run_config)
     model.fit(batches, steps_per_epoch=160, epochs=1, verbose=0, shuffle=False)
 
     held_out = np.asarray(scale_images(images[1024:]))

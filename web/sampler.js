@@ -16,7 +16,7 @@
 // ----------------------------------------------------------------------------- noise level grids
 // Both mirror denoiser/schedule.py, including its rounding of the levels to float32.
 
-export function powerLevels(steps, maxLevel = 0.95, power = 3) {
+export function powerLevels(steps, maxLevel, power = 3) {
   const start = Math.pow(1 - maxLevel, power);
   const levels = [];
   for (let i = 0; i <= steps; i++) {
@@ -27,7 +27,7 @@ export function powerLevels(steps, maxLevel = 0.95, power = 3) {
   return levels;
 }
 
-export function logSnrLevels(steps, maxLevel = 0.95, minLevel = 0.002) {
+export function logSnrLevels(steps, maxLevel, minLevel = 0.002) {
   minLevel = Math.min(minLevel, maxLevel / 10);
   const first = Math.log((1 - maxLevel) / maxLevel);
   const last = Math.log((1 - minLevel) / minLevel);

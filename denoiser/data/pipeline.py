@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from denoiser.config import RunConfig
 from denoiser.data.dataset import DataError, Dataset
-from denoiser.objective import LABEL_DROPOUT, super_resolution_example, training_example
+from denoiser.objective import super_resolution_example, training_example
 
 ENDLESS = np.iinfo(np.int64).max
 
@@ -27,21 +28,15 @@ def steps_per_pass(dataset: Dataset, batch_size: int) -> int:
     return len(dataset) // batch_size
 
 
-def training_pipeline(
-    dataset: Dataset,
-    batch_size: int,
-    label_dropout: float = LABEL_DROPOUT,
-    distribution: str = "folded_normal",
-    seed: int = 0,
-    start_step: int = 0,
-    model_config=None,
-    max_augmentation: float = 0.3,
-):
+def training_pipeline(dataset: Dataset, config: RunConfig, start_step: int = 0):
     """An endless `tf.data.Dataset` of noised batches from step `start_step` on, prefetched.
 
-    The same (seed, step) always gives the same batch: see the module docstring. For a super-resolution
-    stage (`model_config.low_resolution > 0`) the batches also hold the low-res inputs (objective.py).
+    Batches of `config.train.batch_size`, noised as `config.data` says; the same (`config.train.seed`, step)
+    always gives the same batch: see the module docstring. For a super-resolution stage
+    (`config.model.low_resolution > 0`) the batches also hold the low-res inputs (objective.py).
     """
+    batch_size, seed = config.train.batch_size, config.train.seed
+    noised_example = super_resolution_example if config.model.super_resolution else training_example
     per_pass = steps_per_pass(dataset, batch_size)
     first_pass, offset = divmod(start_step, per_pass)
     positions = tf.data.Dataset.range(first_pass, ENDLESS).flat_map(
@@ -53,19 +48,7 @@ def training_pipeline(
     def example(step, batch_positions):
         images, conditions = read(batch_positions)
         pair_seed = tf.stack([tf.constant(seed, tf.int64), step])
-        if model_config is not None and model_config.super_resolution:
-            return super_resolution_example(
-                images,
-                conditions,
-                pair_seed,
-                model_config.low_resolution,
-                label_dropout,
-                distribution,
-                max_augmentation,
-                model_config.conditional,
-            )
-        conditional = model_config is None or model_config.conditional
-        return training_example(images, conditions, pair_seed, label_dropout, distribution, conditional)
+        return noised_example(images, conditions, pair_seed, config.data, config.model)
 
     pipeline = tf.data.Dataset.zip(steps, positions.skip(offset))
     return pipeline.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)

@@ -17,9 +17,8 @@ from denoiser.serialization import find_checkpoint, load_sampler
 from denoiser.utils.files import write_json
 
 
-def default_output(path) -> str:
+def default_output(checkpoint: str, run) -> str:
     """RUN/evaluation/<checkpoint name>.json for a checkpoint in a run directory, else beside the checkpoint."""
-    checkpoint, run = find_checkpoint(path)
     stem = os.path.splitext(os.path.basename(checkpoint))[0]
     folder = run.path if run is not None else os.path.dirname(os.path.abspath(checkpoint))
     return os.path.join(folder, "evaluation", f"{stem}.json")
@@ -51,7 +50,7 @@ def evaluate(
             f"{checkpoint} has no run directory with a config.yaml around it, so its data set is "
             "unknown; evaluate a run directory or a checkpoint inside RUN/checkpoints/."
         )
-    out = out or default_output(path)
+    out = out or default_output(checkpoint, run)
     evaluation = Evaluation(config, inception=inception, progress=progress, classifier=classifier)
     sampler = load_sampler(checkpoint, **settings)
     results = {"checkpoint": os.path.abspath(checkpoint)}

@@ -1,0 +1,55 @@
+"""A run directory written before models carried their config still samples, describes itself and resumes.
+
+tests/data/round2_run is what `denoiser train --preset shapes` wrote with round 2's code (commit 7849648), for a
+network of 8x8 images: config.yaml (with the since retired data.shuffle_buffer), log.csv and the checkpoint of
+epoch 1, a plain Functional Keras model. latest.keras was a copy of it; the test puts that copy back.
+"""
+
+import os
+import shutil
+
+import pytest
+from helpers import tiny_train_args
+
+from denoiser.cli import main
+from denoiser.rundir import RunDirectory, read_log
+from denoiser.serialization import load_sampler
+
+OLD_RUN = os.path.join(os.path.dirname(__file__), "data", "round2_run")
+# The sets the old run was trained with, beyond tiny_train_args' own: the resumed run must ask for the same.
+OLD_RUN_SETS = [
+    "model.image_size=8",
+    "model.base_width=4",
+    "model.norm_groups=2",
+    "model.attention_heads=1",
+    "model.noise_embedding_dim=8",
+    "data.num_images=32",
+    "sample.columns=1",
+]
+
+
+@pytest.fixture
+def old_run(tmp_path):
+    run = tmp_path / "round2_run"
+    shutil.copytree(OLD_RUN, run)
+    run_directory = RunDirectory(run)
+    shutil.copyfile(run_directory.checkpoint(1), os.path.join(run_directory.checkpoints, "latest.keras"))
+    return run
+
+
+def test_an_old_checkpoint_is_described_by_its_runs_config(old_run):
+    sampler = load_sampler(old_run)
+    assert (sampler.model_config.image_size, sampler.model_config.num_classes) == (8, 8)
+    assert sampler.settings.steps == 2  # the run's sample section, as the trainer wrote it
+
+
+def test_an_old_run_samples_from_the_command_line(old_run, tmp_path):
+    out = tmp_path / "sample.png"
+    assert main(["sample", "--checkpoint", str(old_run), "--label", "0", "--steps", "2", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+
+
+def test_an_old_run_resumes_where_it_stopped(old_run):
+    assert main(tiny_train_args(old_run, *OLD_RUN_SETS, epochs=2, steps_per_epoch=1)) == 0
+    assert RunDirectory(old_run).finished_epochs() == [1, 2]
+    assert [row["epoch"] for row in read_log(os.path.join(old_run, "log.csv"))] == ["1", "2"]
