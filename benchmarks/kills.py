@@ -1,12 +1,20 @@
-"""Kill a tiny training run with SIGKILL at random moments, rerun it, and count what was damaged or lost.
+"""Kill the long commands with SIGKILL at random moments, rerun them, and count what was damaged or lost.
 
-    python benchmarks/kills.py --kills 20 --seed 0 --run-dir /tmp/kills
+    python benchmarks/kills.py --kills 20 --seed 0 --run-dir /tmp/kills                     # train
+    python benchmarks/kills.py --command export --kills 10 --seed 0 --run-dir /tmp/kills-export
+    (and --command evaluate, download, embed; embed encodes with sentence_transformers/all-MiniLM-L6-v2,
+    offline, so it needs an install with the `text` extra)
 
-Each round starts the trainer (a worker process running `denoiser.train` on a tiny shapes run that
+train: each round starts the trainer (a worker process running `denoiser.train` on a tiny shapes run that
 records every finished step in RUN/steps.txt) and kills it a random delay after its first step. After every kill
 it counts named checkpoints that are not whole archives; at the end it finishes the run and counts
 checkpoints that do not load, leftover temporary files, log gaps, missing grids, and the steps each
 rerun had to redo (the last step done before a kill minus the step the rerun resumed at).
+
+The other commands (command_kills.py holds them): the command is run once uninterrupted into a reference
+output, then started again and again on a second output, each start killed a random moment into it (up to
+the reference run's duration), then run to the end. Counted: reruns that failed or printed a traceback,
+files left behind (temporary files, half-made caches, locks), and whether the output differs from the reference.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import sys
 import time
 import zipfile
 
+from command_kills import COMMANDS, command_kills
 from common import save
 
 # A few-thousand-parameter U-Net on 128 shapes, 10 steps an epoch, a backup every 4 steps.
@@ -116,6 +125,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10_000, help="more than the kills leave time for")
     parser.add_argument("--max-delay", type=float, default=10.0, help="seconds after the round's first step")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "kills.json"))
+    parser.add_argument("--command", choices=["train", *COMMANDS], default="train")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -124,6 +134,11 @@ def main() -> None:
     if os.path.exists(args.run_dir):
         sys.exit(f"{args.run_dir} exists; give a new --run-dir for a fresh state.")
     os.makedirs(args.run_dir)
+    if args.command != "train":
+        counts = command_kills(COMMANDS[args.command](args.run_dir), args.kills, random.Random(args.seed))
+        print(counts)
+        save(args.out.replace("kills.json", f"kills_{args.command}.json"), counts)
+        return
     rng = random.Random(args.seed)
     lost, broken_after_kill, killed_while_writing = [], 0, 0
     for round_index in range(args.kills):

@@ -26,7 +26,16 @@ from denoiser.config import RunConfig
 from denoiser.data.dataset import Dataset
 from denoiser.evaluation.evaluator import Evaluation, summary_lines
 from denoiser.optimizer import copy_ema_weights
-from denoiser.rundir import RunDirectory, TrainingError, add_log_row, read_log, write_log
+from denoiser.rundir import (
+    EPOCH_SO_FAR_ENTRY,
+    RunDirectory,
+    TrainingError,
+    add_archive_entry,
+    add_log_row,
+    read_archive_entry,
+    read_log,
+    write_log,
+)
 from denoiser.sampler import Sampler
 from denoiser.utils.files import atomic_path, write_json
 from denoiser.utils.images import downsample, nearest_upsample, size_text, to_unit_range
@@ -76,11 +85,12 @@ class BackupCallback(keras.callbacks.Callback):
     and the two newest backups are kept in case the newest one is damaged.
     """
 
-    def __init__(self, run: RunDirectory, every: int, steps_per_epoch: int, start_step: int = 0):
+    def __init__(self, run: RunDirectory, every: int, epoch: EpochCommitCallback, start_step: int = 0):
         super().__init__()
         self.run = run
         self.every = every
-        self.steps_per_epoch = steps_per_epoch
+        self.epoch = epoch  # what the epoch so far has measured (its loss and time), kept in the backup
+        self.steps_per_epoch = epoch.steps_per_epoch
         self.step = start_step
 
     def on_train_batch_end(self, batch, logs=None):
@@ -90,6 +100,7 @@ class BackupCallback(keras.callbacks.Callback):
         check_finite_state(self.model, epoch_and_step(self.step - 1, self.steps_per_epoch))
         with atomic_path(self.run.backup(self.step)) as temporary:
             self.model.save(temporary)
+            add_archive_entry(temporary, EPOCH_SO_FAR_ENTRY, self.epoch.so_far())
         for old in self.run.backup_steps()[:-2]:
             os.remove(self.run.backup(old))
 
@@ -102,20 +113,34 @@ class EpochCommitCallback(keras.callbacks.Callback):
     A rerun redoes step 2 (and the sample grid) for a committed epoch when an interruption stopped it.
     """
 
-    def __init__(self, run: RunDirectory, batch_size: int, steps_per_epoch: int, keep: int = 0):
+    def __init__(self, run: RunDirectory, batch_size: int, steps_per_epoch: int, keep: int = 0, start_step: int = 0):
         super().__init__()
         self.run = run
         self.batch_size = batch_size
         self.steps_per_epoch = steps_per_epoch
         self.keep = keep
+        # Resumed inside an epoch: the steps before the backup count towards its loss and time too.
+        resumed_inside = start_step % steps_per_epoch and os.path.exists(run.backup(start_step))
+        self.carried = read_archive_entry(run.backup(start_step), EPOCH_SO_FAR_ENTRY) if resumed_inside else None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-        self.steps = 0
+        self.start = self.end = time.perf_counter()
+        self.steps, self.mean_loss = 0, float("nan")
+        self.before = self.carried or {"loss_sum": 0.0, "steps": 0, "seconds": 0.0}
+        self.carried = None  # only the first epoch after a resume has steps before it
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
+        self.mean_loss = float((logs or {}).get("loss", float("nan")))  # Keras's running mean over the epoch
         self.end = time.perf_counter()  # the epoch's training ends here; checkpoints and samples follow
+
+    def so_far(self) -> dict:
+        """The epoch's loss sum, steps and seconds up to now, including those before a resume."""
+        return {
+            "loss_sum": self.before["loss_sum"] + (self.mean_loss * self.steps if self.steps else 0.0),
+            "steps": self.before["steps"] + self.steps,
+            "seconds": self.before["seconds"] + self.end - self.start,
+        }
 
     def on_epoch_end(self, epoch, logs=None):
         check_finite_state(self.model, f"the end of epoch {epoch + 1}")
@@ -130,14 +155,15 @@ class EpochCommitCallback(keras.callbacks.Callback):
                 os.remove(self.run.checkpoint(old))
 
     def log_row(self, epoch: int, logs: dict) -> dict:
-        seconds = self.end - self.start
+        """The epoch's row of log.csv: the mean loss over all its steps, also those before a resume."""
+        whole = self.so_far()
         learning_rate = self.model.optimizer.learning_rate
         return {
             "epoch": epoch,
-            "loss": f"{logs.get('loss', float('nan')):.6f}",
+            "loss": f"{whole['loss_sum'] / max(whole['steps'], 1):.6f}",
             "learning_rate": f"{float(ops.convert_to_numpy(learning_rate)):.3g}",
-            "seconds": f"{seconds:.1f}",
-            "images_per_second": f"{self.steps * self.batch_size / max(seconds, 1e-9):.1f}",
+            "seconds": f"{whole['seconds']:.1f}",
+            "images_per_second": f"{whole['steps'] * self.batch_size / max(whole['seconds'], 1e-9):.1f}",
         }
 
 

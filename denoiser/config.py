@@ -321,7 +321,15 @@ def load_yaml(path) -> dict:
         ) from None
     if not isinstance(values, dict):
         raise ConfigError(f"Config file {path} must hold a mapping of sections (data, model, train, sample).")
+    check_sections(values, f"Config file {path}")
     return values
+
+
+def check_sections(values: dict, where: str) -> None:
+    """Refuse a section that is not a mapping of keys to values (`train: 5`), before it is merged with others."""
+    for name, section in values.items():
+        if section is not None and not isinstance(section, dict):
+            raise ConfigError(f"{where}: section {name!r} must be a mapping of keys to values, got {section!r}.")
 
 
 def parse_override(text: str) -> dict:

@@ -5,7 +5,7 @@ denoiser train --preset cifar10 --set train.epochs=30
 
 from __future__ import annotations
 
-from denoiser.config import ConfigError, RunConfig, merge
+from denoiser.config import ConfigError, RunConfig, check_sections, merge
 from denoiser.data.encoders import DEFAULT_ENCODER
 
 # The defaults (config.py) are the seed's Fashion-MNIST model: base width 64, multipliers (1, 2, 3), 2 blocks
@@ -151,6 +151,7 @@ def resolve_config(
     if preset not in PRESETS:
         raise ConfigError(f"Unknown preset {preset!r}; choose one of {preset_names()}.")
     values = merge(RunConfig().to_dict(), PRESETS[preset])
+    check_sections(file_values or {}, "file_values")
     for layer in [file_values or {}, *overrides]:
         values = merge(values, layer)
     return RunConfig.from_dict(values)

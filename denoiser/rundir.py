@@ -21,14 +21,14 @@ import io
 import json
 import os
 import re
-import socket
-import time
 import zipfile
 
 import yaml
 
-from denoiser.config import ConfigError, RunConfig, config_differences
+from denoiser.config import ConfigError, RunConfig, config_differences, yaml_problem
+from denoiser.utils.errors import short_reason
 from denoiser.utils.files import remove_temporaries, write_text
+from denoiser.utils.locks import LockHeld, acquire_lock
 
 # Settings a resumed run takes up; changing any other one makes it a different run, which is refused.
 CHANGEABLE_ON_RESUME = (
@@ -46,7 +46,7 @@ CHANGEABLE_ON_RESUME = (
 )
 LOG_FIELDS = ("epoch", "loss", "learning_rate", "seconds", "images_per_second")
 LOG_ROW_ENTRY = "denoiser/log_row.json"  # a checkpoint carries its epoch's log row, so log.csv can be restored
-STALE_LOCK_SECONDS = 10  # an unreadable lock file this old was left by a process killed while writing it
+EPOCH_SO_FAR_ENTRY = "denoiser/epoch_so_far.json"  # a backup carries its epoch's loss sum, steps and seconds so far
 
 
 class TrainingError(RuntimeError):
@@ -119,13 +119,30 @@ class RunDirectory:
     def run_config(self) -> RunConfig | None:
         """The run's configuration as the dataclasses, or None before it has one."""
         saved = self.read_config()
-        return None if saved is None else RunConfig.from_dict(saved)
+        if saved is None:
+            return None
+        try:
+            return RunConfig.from_dict(saved)
+        except ConfigError as error:
+            raise self.damaged_config(str(error).rstrip(".")) from None
 
     def read_config(self) -> dict | None:
+        """The saved settings as a dict, None before there are any; ConfigError naming a damaged file."""
         if not os.path.exists(self.config_path):
             return None
-        with open(self.config_path) as handle:
-            return yaml.safe_load(handle)
+        try:
+            with open(self.config_path, encoding="utf-8") as handle:
+                saved = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            raise self.damaged_config(yaml_problem(error)) from None
+        except UnicodeDecodeError as error:
+            raise self.damaged_config(f"it is not UTF-8 text ({error.reason})") from None
+        if not isinstance(saved, dict):
+            raise self.damaged_config("it holds no mapping of sections")
+        return saved
+
+    def damaged_config(self, problem: str) -> ConfigError:
+        return ConfigError(f"{self.config_path} is damaged: {problem}. Put back a copy, or train into a new `run_dir`.")
 
     def write_config(self, config: RunConfig) -> None:
         os.makedirs(self.path, exist_ok=True)
@@ -137,11 +154,11 @@ class RunDirectory:
         Refused: the data, the network, and what a step or an epoch means (batch size, steps per epoch,
         seed, EMA, precision), so a short trial run never counts as epochs of a longer one.
         """
-        saved = self.read_config()
+        saved = self.run_config()
         if saved is None:
             return []
         # Settings added to denoiser after the run was made take their defaults, as they did for the run.
-        saved = RunConfig.from_dict(saved).to_dict()
+        saved = saved.to_dict()
         differences = config_differences(saved, config.to_dict())
         refused = [d for d in differences if not d.startswith(CHANGEABLE_ON_RESUME)]
         if refused:
@@ -154,37 +171,28 @@ class RunDirectory:
 
     @contextlib.contextmanager
     def lock(self):
-        """Hold RUN/lock while training; a second trainer is refused, a dead one's lock is taken over."""
+        """Hold RUN/lock while training; a second trainer is refused, a dead one's lock is taken over.
+
+        A directory this call made is removed again if nothing was written into it (a run that failed at once).
+        """
+        made = not os.path.isdir(self.path)
         os.makedirs(self.path, exist_ok=True)
-        while True:
-            try:
-                handle = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                break
-            except FileExistsError:
-                self.take_over_stale_lock()
-        with os.fdopen(handle, "w") as file:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, file)
         try:
+            lock = acquire_lock(self.lock_path)
+        except LockHeld as held:
+            who = f"process {held.holder['pid']} on {held.holder['host']}" if held.holder else "another trainer"
+            raise TrainingError(
+                f"{self.path} is in use by {who}; wait for it or stop it (if it is gone, delete {self.lock_path})."
+            ) from None
+        try:
+            if lock.previous is not None:
+                print(f"Taking over {self.path} from process {lock.previous['pid']}, which is no longer running.")
             yield
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self.lock_path)
-
-    def take_over_stale_lock(self) -> None:
-        """Remove the lock if its process is gone; raise TrainingError naming it if it still runs."""
-        holder = read_lock(self.lock_path)
-        if holder is None:  # being written right now, or left half-written by a killed process
-            if time.time() - os.path.getmtime(self.lock_path) < STALE_LOCK_SECONDS:
-                raise TrainingError(f"{self.path} is being locked by another trainer; try again in a few seconds.")
-        elif process_may_run(holder):
-            raise TrainingError(
-                f"{self.path} is in use by process {holder['pid']} on {holder['host']}; wait for it or stop it "
-                f"(if it is gone, delete {self.lock_path})."
-            )
-        else:
-            print(f"Taking over {self.path} from process {holder['pid']}, which is no longer running.")
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self.lock_path)
+            lock.release()
+            if made:
+                with contextlib.suppress(OSError):
+                    os.rmdir(self.path)  # only if it is still empty
 
 
 def model_run_info(config: RunConfig, class_names=()) -> dict:
@@ -205,36 +213,21 @@ def numbered_files(folder: str, pattern: re.Pattern) -> list[int]:
     return sorted(int(m.group(1)) for m in map(pattern.match, os.listdir(folder)) if m)
 
 
-def read_lock(path: str) -> dict | None:
-    """The {"pid", "host"} in a lock file, or None while it is empty or unreadable."""
-    with contextlib.suppress(OSError, ValueError):
-        with open(path) as handle:
-            holder = json.load(handle)
-        if isinstance(holder, dict) and {"pid", "host"} <= set(holder):
-            return holder
-    return None
-
-
-def process_may_run(holder: dict) -> bool:
-    """False only when the process is known to be gone (same host, no such pid)."""
-    if holder["host"] != socket.gethostname():
-        return True  # another machine's processes cannot be checked from here
-    if holder["pid"] == os.getpid():
-        return True  # a second trainer in this very process
-    try:
-        os.kill(holder["pid"], 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_log(path: str) -> list[dict]:
+    """log.csv's rows. A file that does not read as the log is set aside as PATH.damaged, saying so; the
+    trainer then restores the rows from the checkpoints, each of which carries its own."""
     if not os.path.exists(path):
         return []
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        for row in rows:
+            int(row["epoch"])
+        return rows
+    except (UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as error:
+        os.replace(path, path + ".damaged")
+        print(f"{path} is damaged ({short_reason(error)}); set it aside as {path}.damaged, to be rebuilt.")
+        return []
 
 
 def write_log(path: str, rows: list[dict]) -> None:
@@ -246,15 +239,25 @@ def write_log(path: str, rows: list[dict]) -> None:
     write_text(path, buffer.getvalue())
 
 
-def add_log_row(checkpoint_path: str, row: dict) -> None:
-    """Store an epoch's log row inside its (not yet renamed) checkpoint archive."""
+def add_archive_entry(checkpoint_path: str, entry: str, values: dict) -> None:
+    """Store a small JSON entry inside a (not yet renamed) `.keras` archive, which is a zip file."""
     with zipfile.ZipFile(checkpoint_path, "a") as archive:
-        archive.writestr(LOG_ROW_ENTRY, json.dumps(row))
+        archive.writestr(entry, json.dumps(values))
+
+
+def read_archive_entry(checkpoint_path: str, entry: str) -> dict | None:
+    """A JSON entry stored in a checkpoint, or None for checkpoints written without it."""
+    with contextlib.suppress(OSError, KeyError, ValueError, zipfile.BadZipFile):
+        with zipfile.ZipFile(checkpoint_path) as archive:
+            return json.loads(archive.read(entry))
+    return None
+
+
+def add_log_row(checkpoint_path: str, row: dict) -> None:
+    """Store an epoch's log row inside its checkpoint, so log.csv can always be restored from it."""
+    add_archive_entry(checkpoint_path, LOG_ROW_ENTRY, row)
 
 
 def checkpoint_log_row(checkpoint_path: str) -> dict | None:
     """The log row stored in a checkpoint, or None for checkpoints written without one."""
-    with contextlib.suppress(OSError, KeyError, ValueError, zipfile.BadZipFile):
-        with zipfile.ZipFile(checkpoint_path) as archive:
-            return json.loads(archive.read(LOG_ROW_ENTRY))
-    return None
+    return read_archive_entry(checkpoint_path, LOG_ROW_ENTRY)

@@ -100,10 +100,14 @@ def new_model(config: RunConfig) -> keras.Model:
 
 def fit(model, run, config, dataset, step, steps_per_epoch, class_names, callbacks=(), verbose="auto") -> None:
     """`model.fit` from `step` to the end of `train.epochs`, with the callbacks that commit every epoch."""
+    settings = config.train
+    epoch = EpochCommitCallback(
+        run, settings.batch_size, steps_per_epoch, keep=settings.keep_checkpoints, start_step=step
+    )
     fit_callbacks = [
         NonFiniteLossGuard(steps_per_epoch, step),  # first: nothing after a non-finite loss runs
-        BackupCallback(run, config.train.backup_every, steps_per_epoch, step),
-        EpochCommitCallback(run, config.train.batch_size, steps_per_epoch, keep=config.train.keep_checkpoints),
+        epoch,  # before the backups, which keep what it has measured of the epoch so far
+        BackupCallback(run, settings.backup_every, epoch, start_step=step),
         SampleGridCallback(run, config, class_names, dataset),
         *([EvaluationCallback(run, config)] if config.train.evaluate_every else []),
         *callbacks,

@@ -15,6 +15,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 import yaml
 from keras import ops
 from PIL import Image
@@ -208,3 +209,12 @@ def write_captioned_folder(root, count: int = 12, size: int = 20, seed: int = 0)
         if index != 1:
             readable.append(caption)
     return readable
+
+
+def one_line_error(build, error: type[Exception] = ValueError) -> str:
+    """The message of the `error` that `build()` raises, checked to be a single line."""
+    with pytest.raises(error) as caught:
+        build()
+    message = str(caught.value)
+    assert "\n" not in message, message
+    return message

@@ -7,6 +7,7 @@ import math
 import re
 import typing
 
+import helpers
 import pytest
 import yaml
 
@@ -32,12 +33,7 @@ from denoiser.solvers import SOLVERS
 
 
 def one_line_error(build) -> str:
-    """The message of the ConfigError that `build()` raises, checked to be a single line."""
-    with pytest.raises(ConfigError) as caught:
-        build()
-    message = str(caught.value)
-    assert "\n" not in message, message
-    return message
+    return helpers.one_line_error(build, ConfigError)
 
 
 @pytest.mark.parametrize(

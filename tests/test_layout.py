@@ -75,3 +75,10 @@ def test_no_import_chain_from_the_command_line_to_the_config_is_longer_than_seve
     chains = [longest_chain(graph, module, "denoiser.config") for module in graph if module.startswith("denoiser.cli")]
     longest = max(chains, key=len)
     assert len(longest) <= 7, " -> ".join(longest)
+
+
+def test_the_readmes_module_graph_is_the_packages():
+    """The README's diagram is `python tools/module_graph.py`'s output; redraw it there when imports change."""
+    readme = (TOOL.parent.parent / "README.md").read_text()
+    start = readme.index("```mermaid\n") + len("```mermaid\n")
+    assert readme[start : readme.index("```", start)].strip() == module_graph.mermaid(module_graph.module_graph())

@@ -11,7 +11,9 @@ make, e.g. unreadable images; those stay zero and are listed in the result's `sk
 fingerprint of the captions) and how far the filling got. The rows go into `cache.npy.partial`,
 which is renamed to `cache.npy` when complete, so `cache.npy` is never half-made. A rerun with the
 same key returns the finished array at once, or continues an interrupted fill where it stopped; a
-different key starts over.
+different key starts over. A file that does not read back as its note says (truncated, emptied, replaced) is
+set aside as `cache.npy.damaged` and made again, saying so. Two processes filling one cache take turns
+(`cache.npy.lock`): the second waits, then finds the array finished.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
 
+from denoiser.utils.errors import short_reason
 from denoiser.utils.files import write_json
+from denoiser.utils.locks import acquire_lock
 
 # Arrays bigger than this are memory-mapped when read back instead of loaded into memory.
 MEMMAP_FROM_BYTES = 64 * 2**20
@@ -57,28 +62,62 @@ def partial_path(path: str) -> str:
 
 
 def read_note(path: str) -> dict | None:
-    """The note written beside a filled array, or None if there is none (or it is unreadable)."""
+    """The note written beside a filled array, or None if there is none. A note that does not read as one is
+    set aside (the array is then made again: without its note, nothing says what it holds)."""
     try:
-        with open(note_path(path)) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
+        with open(note_path(path), encoding="utf-8") as handle:
+            note = json.load(handle)
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as error:
+        set_aside(note_path(path), f"{note_path(path)} is damaged ({short_reason(error)})")
+        return None
+    if not isinstance(note, dict):
+        set_aside(note_path(path), f"{note_path(path)} is damaged (it holds no note)")
+        return None
+    return note
+
+
+class DamagedFile(ValueError):
+    """A `.npy` file cannot be read as an array of numbers (truncated, emptied, not a `.npy`, pickled objects)."""
 
 
 def load_array(path: str) -> np.ndarray:
-    """Read a `.npy` file: into memory when small, memory-mapped (read-only) when large."""
-    large = os.path.getsize(path) >= MEMMAP_FROM_BYTES
-    return np.load(path, mmap_mode="r" if large else None)
+    """Read a `.npy` file of numbers: into memory when small, memory-mapped (read-only) when large.
+
+    Never unpickles (a cache is data, not code); a file that does not read raises DamagedFile naming it.
+    """
+    try:
+        large = os.path.getsize(path) >= MEMMAP_FROM_BYTES
+        return np.load(path, mmap_mode="r" if large else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        reason = "it holds Python objects, not numbers" if "pickle" in str(error) else short_reason(error)
+        raise DamagedFile(f"{path} does not read as an array: {reason}") from None
+
+
+def set_aside(path: str, why: str) -> None:
+    """Rename a damaged file to PATH.damaged (kept for inspection, no longer used), saying so."""
+    os.replace(path, path + ".damaged")
+    print(f"{why}; set it aside as {path}.damaged and making it again.")
 
 
 def finished_array(path, key: dict, rows: int) -> FilledArray | None:
-    """The finished array at `path` if its note says it holds `rows` rows made for `key`, else None."""
+    """The finished array at `path` if its note says it holds `rows` rows made for `key`, else None.
+
+    A finished file that does not read back with the shape and dtype its note records is set aside.
+    """
     path = os.fspath(path)
     note = read_note(path) or {}
     if note.get("key") != key or note.get("done") != rows or not os.path.exists(path):
         return None
-    array = load_array(path)
-    if len(array) != rows:
+    try:
+        array = load_array(path)
+    except DamagedFile as error:
+        set_aside(path, str(error))
+        return None
+    shape, dtype = note.get("shape", list(array.shape)), note.get("dtype", array.dtype.name)
+    if list(array.shape) != shape or array.dtype.name != dtype:
+        set_aside(path, f"{path} holds {array.dtype.name} {list(array.shape)}, not the {dtype} {shape} of its note")
         return None
     return FilledArray(array, path, [tuple(entry) for entry in note.get("skipped", [])], reused=True)
 
@@ -96,19 +135,43 @@ def fill_array(
     """Fill the array at `path` batch by batch with `produce`, or reuse what an earlier run made."""
     path = os.fspath(path)
     shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype).name
+    finished = _reusable(path, key, shape, dtype)  # read without its lock: a finished cache may be read-only
+    if finished is not None:
+        return finished
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with acquire_lock(path + ".lock", wait=True, on_wait=lambda holder: _say_waiting(path, holder)):
+        finished = _reusable(path, key, shape, dtype)  # made meanwhile by the process we waited for
+        if finished is not None:
+            return finished
+        return _fill(path, shape, dtype, key, produce, batch_size, unit, progress)
+
+
+def _reusable(path: str, key: dict, shape: tuple[int, ...], dtype: str) -> FilledArray | None:
     finished = finished_array(path, key, shape[0])
     if finished is not None and finished.array.shape == shape and finished.array.dtype == dtype:
         return finished
+    return None
+
+
+def _say_waiting(path: str, holder: dict | None) -> None:
+    who = f"process {holder['pid']} on {holder['host']}" if holder else "another process"
+    print(f"Waiting for {who}, which is making {path}.")
+
+
+def _fill(path, shape, dtype, key, produce, batch_size, unit, progress) -> FilledArray:
+    """Fill the array (holding its lock), continuing the rows an interrupted fill left in `.partial`."""
     expected = {"key": key, "shape": list(shape), "dtype": dtype}
     note = read_note(path) or {}
     same = all(note.get(name) == value for name, value in expected.items())
     skipped = [tuple(entry) for entry in note.get("skipped", [])] if same else []
     partial = partial_path(path)
     done = note.get("done", 0) if same and os.path.exists(partial) else 0
-    if done:
+    array = _open_partial(partial, shape, dtype) if done else None
+    if array is None:
+        done, skipped = 0, []
+        array = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=shape)
+    else:
         print(f"Continuing {path} after {done} of {shape[0]} {unit}s.")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    array = np.lib.format.open_memmap(partial, mode="r+" if done else "w+", dtype=dtype, shape=shape)
     bar = _progress_bar(shape[0], done, unit) if progress else None
     for start in range(done, shape[0], batch_size):
         stop = min(start + batch_size, shape[0])
@@ -125,9 +188,21 @@ def fill_array(
     return FilledArray(load_array(path), path, skipped)
 
 
-def _progress_bar(total: int, done: int, unit: str):
-    import keras
+def _open_partial(partial: str, shape: tuple[int, ...], dtype: str) -> np.ndarray | None:
+    """The rows an interrupted fill left, memory-mapped for writing; None (set aside) if the file is damaged."""
+    try:
+        array = np.lib.format.open_memmap(partial, mode="r+")
+    except (OSError, ValueError, EOFError) as error:
+        set_aside(partial, f"{partial} does not read as an array: {short_reason(error)}")
+        return None
+    if array.shape != shape or array.dtype.name != dtype:
+        del array
+        set_aside(partial, f"{partial} is not the {dtype} {list(shape)} its note records")
+        return None
+    return array
 
+
+def _progress_bar(total: int, done: int, unit: str):
     bar = keras.utils.Progbar(total, unit_name=unit)
     bar.update(done)
     return bar

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from denoiser.data.cache import FilledArray, fill_array, fingerprint, load_array
+from denoiser.data.cache import DamagedFile, FilledArray, fill_array, fingerprint, load_array
 from denoiser.data.dataset import DataError, Dataset
 from denoiser.data.encoders import DEFAULT_ENCODER, embed_captions, encoder_slug, recorded_encoder
 from denoiser.utils.errors import short_reason
@@ -73,14 +73,21 @@ def read_captions(source) -> CaptionList:
     if not os.path.isfile(source):
         raise DataError(f"{source} does not exist; give a captioned folder, a CSV or parquet table, or a .txt file.")
     extension = os.path.splitext(source)[1].lower()
-    if extension in TABLE_EXTENSIONS:
-        return _read_table(source)
-    if extension == ".txt":
-        with open(source, encoding="utf-8") as handle:
-            lines = [line.strip() for line in handle]
-        captions = [line for line in lines if line]
-        return CaptionList(source, captions, None, missing_captions=len(lines) - len(captions))
+    try:
+        if extension in TABLE_EXTENSIONS:
+            return _read_table(source)
+        if extension == ".txt":
+            return _read_caption_lines(source)
+    except UnicodeDecodeError as error:
+        raise DataError(f"{source} is not UTF-8 text ({error.reason}); save it as UTF-8.") from None
     raise DataError(f"{source}: captions must be a folder, a {' or '.join(TABLE_EXTENSIONS)} table, or a .txt file.")
+
+
+def _read_caption_lines(path: str) -> CaptionList:
+    with open(path, encoding="utf-8") as handle:
+        lines = [line.strip() for line in handle]
+    captions = [line for line in lines if line]
+    return CaptionList(path, captions, None, missing_captions=len(lines) - len(captions))
 
 
 def _read_folder(folder: str) -> CaptionList:
@@ -313,7 +320,10 @@ def _embeddings_file(path, rows: int, encoder: str | None, what: str) -> np.ndar
         raise DataError(
             f"{path} was made by the encoder {made_by}, not {encoder}; set data.encoder={made_by} or embed again."
         )
-    embeddings = load_array(path)
+    try:
+        embeddings = load_array(path)
+    except DamagedFile as error:
+        raise DataError(f"{error}; make it again with denoiser embed.") from None
     if len(embeddings) != rows:
         raise DataError(f"{path} has {len(embeddings)} embeddings but there are {what}; embed them again.")
     return embeddings
