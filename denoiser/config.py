@@ -15,11 +15,12 @@ import dataclasses
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
 from denoiser.config_rules import (  # ConfigError lives beside the rules, which raise it; it is a config concept too
+    AboveOne,
     ConfigError,
     EncoderName,
     EvenPositiveInt,
@@ -30,7 +31,6 @@ from denoiser.config_rules import (  # ConfigError lives beside the rules, which
     Percentile,
     PositiveFloat,
     PositiveInt,
-    Rule,
     floats_from_text,
     only_if,
     validate_section,
@@ -100,10 +100,9 @@ class DataConfig(Section):
     path: str | None = None  # captions: a captioned folder, CSV/parquet table or hf:NAME; arrays: the images .npy
     encoder: EncoderName | None = None  # the text encoder of the captions and prompts, e.g. open_clip/ViT-B-32/none
     embeddings: str | None = None  # a .npy of caption embeddings (default for captions: the cache beside them)
-    # A Hugging Face dataset (data.path=hf:NAME[:SPLIT], or a local copy): its columns of images and of captions
-    # (default: the only column of each kind).
-    image_column: str | None = None
-    caption_column: str | None = None
+    # A Hugging Face dataset (data.path=hf:NAME[:SPLIT], or a local copy): which columns to read.
+    image_column: str | None = None  # a Hugging Face dataset's column of images (default: the only one)
+    caption_column: str | None = None  # a Hugging Face dataset's column of captions (default: the only one)
 
 
 @dataclass
@@ -131,13 +130,14 @@ class ModelConfig(Section):
     blocks_per_level: PositiveInt = 2  # residual blocks at each level, on the way down and again on the way up
     self_attention: list[bool] = field(default_factory=lambda: [False, True, False])  # one switch per level
     cross_attention: list[bool] = field(default_factory=lambda: [False, True, False])  # to the condition, per level
-    attention_heads: PositiveInt = 4
+    attention_heads: PositiveInt = 4  # heads of every attention layer; they must divide its width
     condition: Condition = "class"  # what steers the image (see above)
-    num_classes: PositiveInt = field(default=10, metadata=only_if("condition", "class"))
+    num_classes: PositiveInt = field(default=10, metadata=only_if("condition", "class"))  # class ids 1..N
+    # the width of a condition vector or token: the text encoder's (512 for CLIP ViT-B-32, 384 for MiniLM)
     condition_dim: PositiveInt = field(default=512, metadata=only_if("condition", "vector", "sequence"))
-    condition_tokens: PositiveInt = field(default=77, metadata=only_if("condition", "sequence"))
+    condition_tokens: PositiveInt = field(default=77, metadata=only_if("condition", "sequence"))  # tokens a caption
     noise_embedding_dim: EvenPositiveInt = 32  # width of the sinusoidal embedding of the noise level
-    noise_embedding_max_frequency: Annotated[float, Rule("a number greater than 1", lambda value: value > 1)] = 1000.0
+    noise_embedding_max_frequency: AboveOne = 1000.0  # the fastest sine of that embedding
     norm_groups: PositiveInt = 8  # groups of every GroupNormalization
     dropout: Fraction = 0.0  # in every residual block
     # A super-resolution stage: the side of the low-resolution image it upscales (0: a base model). The low-res
@@ -183,8 +183,8 @@ class TrainConfig(Section):
 
     SECTION: ClassVar[str] = "train"
 
-    epochs: PositiveInt = 10
-    batch_size: PositiveInt = 64
+    epochs: PositiveInt = 10  # train until this many epochs are finished (--epochs)
+    batch_size: PositiveInt = 64  # images per step
     learning_rate: PositiveFloat = 3e-4  # Adam's, constant after the warm-up (optimizer.py)
     warmup_steps: NonNegativeInt = 500  # the learning rate rises linearly from 0 over these first steps
     steps_per_epoch: PositiveInt | None = None  # None: one pass over the data per epoch

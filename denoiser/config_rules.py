@@ -33,6 +33,7 @@ PositiveFloat = Annotated[float, Rule("a positive number", lambda value: value >
 Fraction = Annotated[float, Rule("a number in [0, 1)", lambda value: 0 <= value < 1)]
 OpenFraction = Annotated[float, Rule("a number in (0, 1)", lambda value: 0 < value < 1)]
 Percentile = Annotated[float, Rule("a number in (0, 100]", lambda value: 0 < value <= 100)]
+AboveOne = Annotated[float, Rule("a number greater than 1", lambda value: value > 1)]
 Levels = Annotated[
     list[PositiveInt], Rule("a non-empty list of positive integers, e.g. [1, 2, 3]", lambda value: len(value) > 0)
 ]

@@ -127,6 +127,12 @@ def interpolate(
     if seeds is not None and len(seeds) != 2:
         raise ValueError(f"Give two seeds to move between, got {list(seeds)}.")
     sampler = as_sampler(source, settings)
+    condition = sampler.model_config.condition
+    if condition not in ("vector", "sequence"):  # walking between classes is not offered (yet)
+        raise ValueError(
+            "interpolate moves between the prompts or seeds of a text-conditioned model; this one is conditioned "
+            f"on {'class labels' if condition == 'class' else 'nothing'}."
+        )
     shares = np.linspace(0.0, 1.0, frames)
     if between_prompts:
         start, end = prompt_conditions([from_prompt, to_prompt], sampler, encoder)

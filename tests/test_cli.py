@@ -1,5 +1,6 @@
 """The `denoiser` command line: train, sample, clear one-line errors."""
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -7,10 +8,14 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 from helpers import command_line, tiny_train_args
 from PIL import Image
 
+import denoiser.cli.train
 from denoiser.cli import main
+from denoiser.config import SECTIONS, RunConfig
+from denoiser.presets import resolve_config
 from denoiser.rundir import RunDirectory
 
 
@@ -107,6 +112,33 @@ def test_bad_yaml_config_file(tmp_path, capsys):
     assert "not valid YAML" in capsys.readouterr().err
 
 
+def help_of(command: str, capsys) -> str:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return capsys.readouterr().out
+
+
+def test_train_help_lists_every_setting_with_its_type_default_and_meaning(capsys):
+    lines = help_of("train", capsys).splitlines()
+    for name, section in SECTIONS.items():
+        for item in dataclasses.fields(section):
+            key = f"  {name}.{item.name}: "
+            found = [index for index, line in enumerate(lines) if line.startswith(key)]
+            assert len(found) == 1, key
+            assert " = " in lines[found[0]], lines[found[0]]  # its default
+            assert lines[found[0] + 1].startswith("      ") and lines[found[0] + 1].strip(), f"{key} has no meaning"
+    assert "  sample.solver: ddim | dpmpp_2m = ddim" in lines  # a Literal's choices, spelled out
+
+
+def test_config_prints_the_resolved_settings_as_yaml(tmp_path, capsys):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("train:\n  batch_size: 8\n")
+    assert main(["config", "--preset", "shapes", "--config", str(extra), "--set", "sample.steps=7"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    expected = resolve_config("shapes", {"train": {"batch_size": 8}}, [{"sample": {"steps": 7}}])
+    assert RunConfig.from_dict(printed) == expected and printed["train"]["batch_size"] == 8
+
+
 def test_help_texts_document_every_option():
     train_help = run_console_script("train", "--help").stdout
     for option in ("--preset", "--config", "--run-dir", "--epochs", "--steps-per-epoch", "--set", "shapes"):
@@ -173,6 +205,7 @@ def test_a_multi_line_error_message_is_printed_on_one_line(tmp_path, capsys):
         ["download"],
         ["export"],
         ["web"],
+        ["config"],
     ],
 )
 def test_every_command_has_help(args, capsys):
@@ -196,3 +229,23 @@ def test_a_command_prints_no_tensorflow_start_up_errors(trained_run, tmp_path):
     )
     assert result.returncode == 0 and out.exists(), result.stderr
     assert "cuInit" not in result.stdout + result.stderr
+
+
+def test_an_interrupted_training_says_whether_a_rerun_resumes(tmp_path, monkeypatch, capsys):
+    def interrupted(config, run_dir):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(denoiser.cli.train, "train", interrupted)
+    run = RunDirectory(tmp_path / "run")
+    assert main(tiny_train_args(run.path)) == 130
+    assert "again to start again (nothing was saved yet" in capsys.readouterr().err
+    os.makedirs(run.checkpoints)
+    open(run.checkpoint(1), "wb").close()
+    assert main(tiny_train_args(run.path)) == 130
+    assert "again to resume from the last backup" in capsys.readouterr().err
+
+
+def test_interpolate_on_a_class_model_suggests_no_option_it_lacks(trained_run, capsys):
+    assert main(["interpolate", "--checkpoint", str(trained_run), "--from", "a", "--to", "b", "--out", "x.png"]) == 2
+    error = capsys.readouterr().err
+    assert "conditioned on class labels" in error and "--label" not in error

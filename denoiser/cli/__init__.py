@@ -1,7 +1,8 @@
 """The `denoiser` command line: `denoiser train`, `sample`, `inpaint`, `img2img`, `evaluate`, `export`, `web`...
 
 Every command is a `Command` (command.py) that keeps its help texts, its options and the code it
-runs together, in one module per family of commands: train.py, sampling.py (sample, interpolate),
+runs together, in one module per family of commands: train.py, settings.py (config, and the settings
+listed in train --help), sampling.py (sample, interpolate),
 upscale.py (a picture through a super-resolution stage),
 editing.py (inpaint, img2img), evaluate.py, data.py (embed, data download, download), web.py (export, web) and
 shapes.py (pictures of the built-in data set).
@@ -19,13 +20,14 @@ import argparse
 import re
 import sys
 
-from denoiser.cli import data, editing, evaluate, sampling, shapes, train, upscale, web
+from denoiser.cli import data, editing, evaluate, sampling, settings, shapes, train, upscale, web
 from denoiser.cli.command import Command
 from denoiser.rundir import TrainingError
 from denoiser.serialization import CheckpointError
 
 COMMANDS: tuple[Command, ...] = (
     train.TRAIN,
+    settings.CONFIG,
     sampling.SAMPLE,
     upscale.UPSCALE,
     editing.INPAINT,
@@ -100,6 +102,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ndenoiser {command.name}: error: {one_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\nInterrupted. Run the same command again to {command.on_interrupt}.", file=sys.stderr)
+        print(f"\nInterrupted. Run the same command again to {command.after_interrupt(args)}.", file=sys.stderr)
         return 130
     return 0

@@ -13,7 +13,8 @@ class Command:
 
     `add_arguments` declares the options on the command's parser (mostly with the shared groups of
     options.py); `run` does the work with the parsed options and prints what it wrote. An interrupted
-    command tells the user that running it again will `on_interrupt`.
+    command tells the user that running it again will `on_interrupt` (a text, or a function of the options
+    that says what a rerun would do, e.g. whether there is anything to resume from).
     """
 
     name: str
@@ -22,7 +23,10 @@ class Command:
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], None]
     epilog: str | None = None
-    on_interrupt: str = "start again"
+    on_interrupt: str | Callable[[argparse.Namespace], str] = "start again"
+
+    def after_interrupt(self, args: argparse.Namespace) -> str:
+        return self.on_interrupt(args) if callable(self.on_interrupt) else self.on_interrupt
 
     def add_to(self, commands) -> None:
         """Add this command's parser to the sub-parsers `commands` of the `denoiser` parser."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from denoiser.config import RunConfig, load_yaml, parse_override
+from denoiser.presets import preset_names, resolve_config
 from denoiser.solvers import SOLVERS
 from denoiser.utils.plotting import ProcessRecorder
 
@@ -53,6 +55,24 @@ def add_config_overrides(parser: argparse.ArgumentParser) -> None:
         dest="overrides",
         help="override any config key, e.g. --set model.base_width=32 (repeatable)",
     )
+
+
+def add_run_settings(parser: argparse.ArgumentParser) -> None:
+    """--preset, --config FILE and --set KEY=VALUE: a run's settings, resolved by `run_settings`."""
+    parser.add_argument(
+        "--preset",
+        default="fashion_mnist",
+        choices=preset_names(),
+        help="starting configuration (default: %(default)s)",
+    )
+    parser.add_argument("--config", metavar="FILE", help="YAML file whose values override the preset's")
+    add_config_overrides(parser)
+
+
+def run_settings(args: argparse.Namespace, *more_overrides: dict) -> RunConfig:
+    """The preset, then the --config file, then the --set overrides, then `more_overrides` (e.g. --epochs)."""
+    overrides = [parse_override(text) for text in args.overrides] + list(more_overrides)
+    return resolve_config(args.preset, load_yaml(args.config) if args.config else None, overrides)
 
 
 def add_checkpoint(parser: argparse.ArgumentParser, help_text: str = CHECKPOINT_HELP) -> None:

@@ -7,8 +7,8 @@ import os
 
 from denoiser.cli import options
 from denoiser.cli.command import Command
-from denoiser.config import load_yaml, parse_override
-from denoiser.presets import preset_names, resolve_config
+from denoiser.cli.settings import settings_reference
+from denoiser.rundir import RunDirectory
 from denoiser.training import train
 
 EPILOG = """examples:
@@ -18,17 +18,13 @@ EPILOG = """examples:
 
 Running the same command again resumes from the last backup (every train.backup_every steps) or
 finished epoch; a larger --epochs extends a finished run. The run directory holds config.yaml,
-checkpoints/, backup/, samples/ and log.csv."""
+checkpoints/, backup/, samples/ and log.csv.
+
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--preset",
-        default="fashion_mnist",
-        choices=preset_names(),
-        help="starting configuration (default: %(default)s)",
-    )
-    parser.add_argument("--config", metavar="FILE", help="YAML file whose values override the preset's")
+    options.add_run_settings(parser)
     parser.add_argument(
         "--run-dir", metavar="DIR", help="where checkpoints, samples and logs go (default: runs/PRESET)"
     )
@@ -41,29 +37,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="batches per epoch (train.steps_per_epoch; default: one pass over the data)",
     )
-    options.add_config_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> None:
-    overrides = [parse_override(text) for text in args.overrides]
-    if args.epochs is not None:
-        overrides.append({"train": {"epochs": args.epochs}})
-    if args.steps_per_epoch is not None:
-        overrides.append({"train": {"steps_per_epoch": args.steps_per_epoch}})
-    file_values = load_yaml(args.config) if args.config else None
-    config = resolve_config(args.preset, file_values, overrides)
-    run_dir = args.run_dir or os.path.join("runs", args.preset)
+    flags = {"epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch}
+    config = options.run_settings(args, {"train": {key: value for key, value in flags.items() if value is not None}})
+    run_dir = run_dir_of(args)
     print(f"Training {args.preset} into {run_dir} for {config.train.epochs} epochs.")
     train(config, run_dir)
     print(f"Done. Checkpoints: {os.path.join(run_dir, 'checkpoints')}  samples: {os.path.join(run_dir, 'samples')}")
+
+
+def run_dir_of(args: argparse.Namespace) -> str:
+    return args.run_dir or os.path.join("runs", args.preset)
+
+
+def after_interrupt(args: argparse.Namespace) -> str:
+    """What a rerun does: resume from what was saved, or start again when nothing was saved yet."""
+    run = RunDirectory(run_dir_of(args))
+    if run.backup_steps() or run.finished_epochs():
+        return "resume from the last backup (at most train.backup_every steps are trained again)"
+    return "start again (nothing was saved yet: the first backup comes after train.backup_every steps)"
 
 
 TRAIN = Command(
     "train",
     help="train a model, or resume one",
     description="Train a denoiser; checkpoints and a sample grid are written after every epoch.",
-    epilog=EPILOG,
+    epilog=EPILOG + settings_reference(),
     add_arguments=add_arguments,
     run=run,
-    on_interrupt="resume from the last backup (at most train.backup_every steps are trained again)",
+    on_interrupt=after_interrupt,
 )
