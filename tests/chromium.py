@@ -72,7 +72,9 @@ def call_page(driver, script: str, *args):
     """
     wrapped = (
         "const done = arguments[arguments.length - 1];"
-        f"(async (...args) => {{ const app = await window.denoiserApp; {script} }})(...arguments)"
+        # until app.js has run, window.denoiserApp is not there yet to be awaited
+        "(async (...args) => { while (!window.denoiserApp) await new Promise((r) => setTimeout(r, 10));"
+        f" const app = await window.denoiserApp; {script} }})(...arguments)"
         ".then(done, (error) => done({error: String(error && error.stack || error)}));"
     )
     result = driver.execute_async_script(wrapped, *args)

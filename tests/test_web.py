@@ -189,8 +189,7 @@ def test_the_page_samples_a_cascade_like_python(cascade_page, solver, steps, gui
 def test_the_page_offers_the_shared_classes_and_seeds_the_whole_cascade(cascade_page):
     driver, _, _, server = cascade_page
     driver.get(page_url(server))  # the controls as loaded
-    call_page(driver, "return true;")  # once the stages have loaded
-    options = [element.text for element in driver.find_elements("css selector", "#condition option")]
+    options = call_page(driver, "return [...document.querySelectorAll('#condition option')].map((o) => o.text);")
     assert options[:3] == ["(no condition)", "red circle", "red square"] and len(options) == 9
     assert driver.find_element("id", "steps-1").get_attribute("value") == "6"  # the stage's own run's steps
     script = "return (await app.generate({seed: args[0], choice: 2, steps: 2, stages: [{steps: 2, guidance: 2}]}))"
