@@ -27,8 +27,8 @@ import yaml
 
 from denoiser.config import ConfigError, RunConfig, config_differences, yaml_problem
 from denoiser.utils.errors import short_reason
-from denoiser.utils.files import remove_temporaries, write_text
-from denoiser.utils.locks import LockHeld, acquire_lock
+from denoiser.utils.files import remove_temporaries, set_aside, write_text
+from denoiser.utils.locks import LockHeld, acquire_lock, holder_name
 
 # Settings a resumed run takes up; changing any other one makes it a different run, which is refused.
 CHANGEABLE_ON_RESUME = (
@@ -96,12 +96,6 @@ class RunDirectory:
         """Delete the half-written files an interruption left (only while holding the lock)."""
         folders = (self.path, self.checkpoints, self.backups, self.samples, os.path.join(self.path, "evaluation"))
         return [path for folder in folders for path in remove_temporaries(folder)]
-
-    @staticmethod
-    def set_aside(path: str) -> str:
-        """Rename a damaged file to PATH.damaged, so it is kept for inspection but no longer used."""
-        os.replace(path, path + ".damaged")
-        return path + ".damaged"
 
     @classmethod
     def around(cls, path: str | os.PathLike) -> tuple[str, RunDirectory | None]:
@@ -180,7 +174,7 @@ class RunDirectory:
         try:
             lock = acquire_lock(self.lock_path)
         except LockHeld as held:
-            who = f"process {held.holder['pid']} on {held.holder['host']}" if held.holder else "another trainer"
+            who = holder_name(held.holder, unknown="another trainer")
             raise TrainingError(
                 f"{self.path} is in use by {who}; wait for it or stop it (if it is gone, delete {self.lock_path})."
             ) from None
@@ -225,8 +219,7 @@ def read_log(path: str) -> list[dict]:
             int(row["epoch"])
         return rows
     except (UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as error:
-        os.replace(path, path + ".damaged")
-        print(f"{path} is damaged ({short_reason(error)}); set it aside as {path}.damaged, to be rebuilt.")
+        print(f"{path} is damaged ({short_reason(error)}); set it aside as {set_aside(path)}, to be rebuilt.")
         return []
 
 

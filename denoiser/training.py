@@ -44,6 +44,7 @@ from denoiser.multi_worker import MultiWorkerStrategy, own_run_dir
 from denoiser.optimizer import WarmupSchedule, make_optimizer
 from denoiser.rundir import RunDirectory, TrainingError, checkpoint_log_row, model_run_info, read_log, write_log
 from denoiser.serialization import CheckpointError, load_model
+from denoiser.utils.files import set_aside
 
 __all__ = ["TrainingError", "train"]
 
@@ -109,10 +110,10 @@ def fit(model, run, config, dataset, step, steps_per_epoch, class_names, callbac
         epoch,  # before the backups, which keep what it has measured of the epoch so far
         BackupCallback(run, settings.backup_every, epoch, start_step=step),
         SampleGridCallback(run, config, class_names, dataset),
-        *([EvaluationCallback(run, config)] if config.train.evaluate_every else []),
+        *([EvaluationCallback(run, config)] if settings.evaluate_every else []),
         *callbacks,
     ]
-    for first_epoch, end_epoch, steps in fit_calls(step, steps_per_epoch, config.train.epochs):
+    for first_epoch, end_epoch, steps in fit_calls(step, steps_per_epoch, settings.epochs):
         batches = training_pipeline(dataset, config, start_step=step)
         model.fit(
             batches,
@@ -195,7 +196,7 @@ def resume_state(run: RunDirectory, steps_per_epoch: int) -> tuple[keras.Model |
         try:
             model = load_model(path, compile=True)
         except CheckpointError as error:
-            print(f"{error} Set it aside as {run.set_aside(path)} and falling back to the one before.")
+            print(f"{error} Set it aside as {set_aside(path)} and falling back to the one before.")
             continue
         print(f"Resuming {run.path} at {epoch_and_step(step, steps_per_epoch)} from {path}.")
         return model, step

@@ -28,8 +28,8 @@ import keras
 import numpy as np
 
 from denoiser.utils.errors import short_reason
-from denoiser.utils.files import write_json
-from denoiser.utils.locks import acquire_lock
+from denoiser.utils.files import set_aside, write_json
+from denoiser.utils.locks import acquire_lock, holder_name
 
 # Arrays bigger than this are memory-mapped when read back instead of loaded into memory.
 MEMMAP_FROM_BYTES = 64 * 2**20
@@ -70,10 +70,10 @@ def read_note(path: str) -> dict | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as error:
-        set_aside(note_path(path), f"{note_path(path)} is damaged ({short_reason(error)})")
+        make_again(note_path(path), f"{note_path(path)} is damaged ({short_reason(error)})")
         return None
     if not isinstance(note, dict):
-        set_aside(note_path(path), f"{note_path(path)} is damaged (it holds no note)")
+        make_again(note_path(path), f"{note_path(path)} is damaged (it holds no note)")
         return None
     return note
 
@@ -95,10 +95,9 @@ def load_array(path: str) -> np.ndarray:
         raise DamagedFile(f"{path} does not read as an array: {reason}") from None
 
 
-def set_aside(path: str, why: str) -> None:
-    """Rename a damaged file to PATH.damaged (kept for inspection, no longer used), saying so."""
-    os.replace(path, path + ".damaged")
-    print(f"{why}; set it aside as {path}.damaged and making it again.")
+def make_again(path: str, why: str) -> None:
+    """Set a damaged file aside as PATH.damaged (kept for inspection, no longer used), saying so."""
+    print(f"{why}; set it aside as {set_aside(path)} and making it again.")
 
 
 def finished_array(path, key: dict, rows: int) -> FilledArray | None:
@@ -113,11 +112,11 @@ def finished_array(path, key: dict, rows: int) -> FilledArray | None:
     try:
         array = load_array(path)
     except DamagedFile as error:
-        set_aside(path, str(error))
+        make_again(path, str(error))
         return None
     shape, dtype = note.get("shape", list(array.shape)), note.get("dtype", array.dtype.name)
     if list(array.shape) != shape or array.dtype.name != dtype:
-        set_aside(path, f"{path} holds {array.dtype.name} {list(array.shape)}, not the {dtype} {shape} of its note")
+        make_again(path, f"{path} holds {array.dtype.name} {list(array.shape)}, not the {dtype} {shape} of its note")
         return None
     return FilledArray(array, path, [tuple(entry) for entry in note.get("skipped", [])], reused=True)
 
@@ -154,8 +153,7 @@ def _reusable(path: str, key: dict, shape: tuple[int, ...], dtype: str) -> Fille
 
 
 def _say_waiting(path: str, holder: dict | None) -> None:
-    who = f"process {holder['pid']} on {holder['host']}" if holder else "another process"
-    print(f"Waiting for {who}, which is making {path}.")
+    print(f"Waiting for {holder_name(holder)}, which is making {path}.")
 
 
 def _fill(path, shape, dtype, key, produce, batch_size, unit, progress) -> FilledArray:
@@ -193,11 +191,11 @@ def _open_partial(partial: str, shape: tuple[int, ...], dtype: str) -> np.ndarra
     try:
         array = np.lib.format.open_memmap(partial, mode="r+")
     except (OSError, ValueError, EOFError) as error:
-        set_aside(partial, f"{partial} does not read as an array: {short_reason(error)}")
+        make_again(partial, f"{partial} does not read as an array: {short_reason(error)}")
         return None
     if array.shape != shape or array.dtype.name != dtype:
         del array
-        set_aside(partial, f"{partial} is not the {dtype} {list(shape)} its note records")
+        make_again(partial, f"{partial} is not the {dtype} {list(shape)} its note records")
         return None
     return array
 

@@ -58,6 +58,13 @@ def write_json(path, values) -> None:
     write_text(path, json.dumps(values, indent=2) + "\n")
 
 
+def set_aside(path: str | os.PathLike) -> str:
+    """Rename a damaged file to PATH.damaged, so it is kept for inspection but no longer used; returns the name."""
+    damaged = os.fspath(path) + ".damaged"
+    os.replace(path, damaged)
+    return damaged
+
+
 def remove_temporaries(directory: str | os.PathLike) -> list[str]:
     """Delete the temporary files that processes now gone left in `directory`; returns their paths.
 

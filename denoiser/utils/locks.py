@@ -22,13 +22,17 @@ import socket
 NO_OS_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)  # a file system without flock: trust the name only
 
 
+def holder_name(holder: dict | None, unknown: str = "another process") -> str:
+    """ "process 123 on HOST" for a lock file's holder, or `unknown` while it has not written its name yet."""
+    return f"process {holder['pid']} on {holder['host']}" if holder else unknown
+
+
 class LockHeld(RuntimeError):
     """Another process holds the lock; `holder` is its {"pid", "host"} (None while it is writing them)."""
 
     def __init__(self, path: str, holder: dict | None):
         self.path, self.holder = path, holder
-        who = f"process {holder['pid']} on {holder['host']}" if holder else "another process"
-        super().__init__(f"{path} is held by {who}")
+        super().__init__(f"{path} is held by {holder_name(holder)}")
 
 
 def this_process() -> dict:
