@@ -45,7 +45,7 @@ def main(argv=None):
     parser.add_argument("--num", type=int, default=500, help="samples to score, classes in turn (default: %(default)s)")
     parser.add_argument("--steps", type=int, help="sampling steps (default: the preset's)")
     parser.add_argument("--guidance", type=float, help="guidance scale (default: the preset's)")
-    parser.add_argument("--solver", default="ddim")
+    parser.add_argument("--solver", help="sampling solver (default: the preset's)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "quality_one_epoch.json"))
     args = parser.parse_args(argv)
 

@@ -72,7 +72,8 @@ class StepTimer(keras.callbacks.Callback):
 def training_speed(config, steps: int, warmup: int = 3, xla: bool = True) -> float:
     keras.utils.set_random_seed(0)
     model = build_unet(config.model)
-    model.compile(optimizer=make_optimizer(config), loss="mean_absolute_error", jit_compile="auto" if xla else False)
+    optimizer = make_optimizer(config, total_steps=steps + warmup + 1)
+    model.compile(optimizer=optimizer, loss="mean_absolute_error", jit_compile="auto" if xla else False)
     batch = config.train.batch_size
     pipeline = training_pipeline(random_dataset(config, batch * 8), config)
     timer = StepTimer(skip=warmup)

@@ -41,17 +41,23 @@ DatasetName = Literal["fashion_mnist", "mnist", "cifar10", "cifar100", "shapes",
 Condition = Literal["class", "vector", "sequence", "none"]  # see ModelConfig
 NoiseDistribution = Literal["folded_normal", "logit_normal", "uniform"]  # see schedule.training_noise_levels
 Distribute = Literal["none", "mirrored", "tpu", "multi_worker"]  # see training.make_strategy
-Solver = Literal["ddim", "dpmpp_2m"]  # see solvers.SOLVERS
+Solver = Literal["ddim", "dpmpp_2m", "deis"]  # see solvers.SOLVERS
+LossWeighting = Literal["none", "edm", "min_snr"]  # see schedule.loss_weights
+Preconditioning = Literal["none", "edm"]  # see schedule.preconditioning_scalings
+LearningRateDecay = Literal["none", "cosine", "linear"]  # see optimizer.WarmupSchedule
 
 
 # ================================================================================= the sections
 class Section:
     """What every section of the run config shares: checked on creation, built from a dict with a check for
     unknown keys. `SECTION` is its name in the YAML file and in `--set section.key=value`; `RETIRED` names keys
-    that older versions wrote and that are now ignored, so old run directories still load."""
+    that older versions wrote and that are now ignored, so old run directories still load; `ADDED` gives the keys
+    that older versions did not write the value those versions behaved by (`from_saved`)."""
 
     SECTION: ClassVar[str]
     RETIRED: ClassVar[tuple[str, ...]] = ()
+    # Keys newer than the first run directories, with the value that reproduces what a run made before them did.
+    ADDED: ClassVar[dict[str, Any]] = {}
 
     def __post_init__(self):
         self.validate()
@@ -81,6 +87,12 @@ class Section:
             raise ConfigError(f"Unknown key(s) {keys}; {hint}{cls.SECTION} has {sorted(known)}.")
         return cls(**floats_from_text(cls, values))
 
+    @classmethod
+    def from_saved(cls, values: dict):
+        """`from_dict` for a section that denoiser wrote itself (config.yaml, a checkpoint): it holds every key of
+        its version, so a missing key is one added since, and takes the value that reproduces that version."""
+        return cls.from_dict({**cls.ADDED, **values} if isinstance(values, dict) else values)
+
 
 @dataclass
 class DataConfig(Section):
@@ -88,11 +100,13 @@ class DataConfig(Section):
 
     SECTION: ClassVar[str] = "data"
     RETIRED: ClassVar[tuple[str, ...]] = ("shuffle_buffer",)  # unused once every pass became a full shuffle
+    ADDED: ClassVar[dict[str, Any]] = {"loss_weighting": "none"}
 
     dataset: DatasetName = "fashion_mnist"  # which images (data/sources.py loads them)
     num_images: PositiveInt | None = None  # use only the first N training images (None: all)
     label_dropout: Fraction = 0.15  # share of conditions replaced by "no condition" (for guidance)
     noise_distribution: NoiseDistribution = "folded_normal"  # how training draws noise levels (schedule.py)
+    loss_weighting: LossWeighting = "none"  # how much the loss counts at each noise level (schedule.loss_weights)
     # Super-resolution stages (model.low_resolution > 0): the low-resolution input is noised at a random level
     # in [0, max_augmentation] while training, and the network is told that level (noise conditioning augmentation).
     max_augmentation: Fraction = 0.3
@@ -122,6 +136,7 @@ class ModelConfig(Section):
     """
 
     SECTION: ClassVar[str] = "model"
+    ADDED: ClassVar[dict[str, Any]] = {"preconditioning": "none"}
 
     image_size: PositiveInt = 28  # side of the square images it makes
     channels: Literal[1, 3] = field(default=1, metadata={"hint": "1 for grey, 3 for RGB"})
@@ -140,6 +155,10 @@ class ModelConfig(Section):
     noise_embedding_max_frequency: AboveOne = 1000.0  # the fastest sine of that embedding
     norm_groups: PositiveInt = 8  # groups of every GroupNormalization
     dropout: Fraction = 0.0  # in every residual block
+    # x0_hat = c_skip * x_t + c_out * F(c_in * x_t): "edm" scales the network's input and output to unit size at
+    # every level (schedule.preconditioning_scalings); "none": x0_hat = F, the network's raw output
+    preconditioning: Preconditioning = "none"
+    data_std: PositiveFloat = field(default=0.5, metadata=only_if("preconditioning", "edm"))  # what "edm" assumes
     # A super-resolution stage: the side of the low-resolution image it upscales (0: a base model). The low-res
     # image is upsampled (bilinear) by image_size // low_resolution and concatenated to the noisy image.
     low_resolution: NonNegativeInt = 0
@@ -182,11 +201,14 @@ class TrainConfig(Section):
     """How long and how fast to train."""
 
     SECTION: ClassVar[str] = "train"
+    ADDED: ClassVar[dict[str, Any]] = {"warmup_fraction": None, "lr_decay": "none"}
 
     epochs: PositiveInt = 10  # train until this many epochs are finished (--epochs)
     batch_size: PositiveInt = 64  # images per step
-    learning_rate: PositiveFloat = 3e-4  # Adam's, constant after the warm-up (optimizer.py)
+    learning_rate: PositiveFloat = 3e-4  # Adam's peak, reached after the warm-up (optimizer.py)
     warmup_steps: NonNegativeInt = 500  # the learning rate rises linearly from 0 over these first steps
+    warmup_fraction: Fraction | None = None  # a warm-up of this share of the run's steps instead (None: warmup_steps)
+    lr_decay: LearningRateDecay = "none"  # after the warm-up: constant, or down to 0 at the last planned step
     steps_per_epoch: PositiveInt | None = None  # None: one pass over the data per epoch
     ema_decay: Fraction = 0.999  # weight averaging for samples and checkpoints; 0 switches it off
     keep_checkpoints: NonNegativeInt = 0  # keep only the newest N epoch checkpoints; 0 keeps all
@@ -204,9 +226,10 @@ class SampleConfig(Section):
 
     SECTION: ClassVar[str] = "sample"
 
-    steps: PositiveInt = 20  # denoising steps from pure noise to an image
+    steps: PositiveInt = 10  # denoising steps (network calls) from pure noise to an image
     guidance: float = 2.0  # classifier-free guidance scale g; 1 is the plain conditional prediction
-    solver: Solver = "ddim"  # the step rule (solvers.py): ddim (first order) or dpmpp_2m (second order, fewer steps)
+    # the step rule (solvers.py): ddim (first order), dpmpp_2m (second order), deis (third order, for <= 5 steps)
+    solver: Solver = "deis"
     max_level: OpenFraction = 0.95  # the noise level sampling starts from (the grid's top, schedule.py)
     threshold_percentile: Percentile | None = 99.5  # dynamic thresholding (sampler.py); null: a plain clip
     columns: PositiveInt = 8  # images per class (or prompt) in the grid
@@ -304,6 +327,20 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"Unknown config section(s) {unknown}; sections are {sorted(SECTIONS)}.")
         return cls(**{name: section.from_dict(values.get(name) or {}) for name, section in SECTIONS.items()})
+
+    @classmethod
+    def from_saved(cls, values: dict) -> "RunConfig":
+        """`from_dict` for a config.yaml that denoiser wrote: keys added since take the values of its version."""
+        cls.from_dict(values)  # the same errors for unknown sections
+        return cls(**{name: section.from_saved(values.get(name) or {}) for name, section in SECTIONS.items()})
+
+    def keep_older_settings(self, saved: dict) -> "RunConfig":
+        """This config with the keys that the run's `saved` settings predate set to what that run did (ADDED)."""
+        older = {
+            name: {key: value for key, value in section.ADDED.items() if key not in (saved.get(name) or {})}
+            for name, section in SECTIONS.items()
+        }
+        return RunConfig.from_dict(merge(self.to_dict(), older))
 
 
 # ================================================================================= YAML files and --set overrides

@@ -10,6 +10,10 @@
              augmentation_level    (B, 1)        that noise level (0: a clean low-res image)
     output:  x0_hat       (B, H, W, C)  the predicted clean image (float32)
 
+With `model.preconditioning="edm"` the network sees c_in * x_t and its output F becomes
+x0_hat = c_skip * x_t + c_out * F (EDM's scalings, schedule.preconditioning_scalings), so input and
+output have unit scale at every noise level; sampler and export see x0_hat either way.
+
 The noise level and the pooled condition are summed into one embedding that modulates every
 residual block; cross-attention layers additionally let pixels attend to the condition's tokens.
 
@@ -25,7 +29,14 @@ import keras
 from keras import layers
 
 from denoiser.config import ModelConfig
-from denoiser.layers import CrossAttention, ResidualBlock, SelfAttention, SinusoidalEmbedding
+from denoiser.layers import (
+    CrossAttention,
+    PreconditionInput,
+    PreconditionOutput,
+    ResidualBlock,
+    SelfAttention,
+    SinusoidalEmbedding,
+)
 
 
 def embedding_width(config: ModelConfig) -> int:
@@ -55,7 +66,8 @@ class DenoiserUNet(keras.Model):
 
     @classmethod
     def from_config(cls, config: dict) -> DenoiserUNet:
-        return cls(**config)
+        """The network a saved config describes; settings added since it was saved take their old values."""
+        return cls(**{**config, "config": ModelConfig.from_saved(config["config"])})
 
 
 def build_unet(config: ModelConfig, run_info: dict | None = None, name: str = "denoiser_unet") -> DenoiserUNet:
@@ -84,8 +96,10 @@ def unet_graph(config: ModelConfig) -> tuple[list, object]:
         embedding = layers.Add(name="embedding")([embedding, layers.Dense(width, name="condition_mlp")(pooled)])
 
     stem_input = noisy_images
+    if config.preconditioning == "edm":
+        stem_input = PreconditionInput(config.data_std, name="precondition_input")([noisy_images, noise_level])
     if config.super_resolution:
-        low_resolution_images, augmentation_level, stem_input = _low_resolution_input(config, noisy_images)
+        low_resolution_images, augmentation_level, stem_input = _low_resolution_input(config, stem_input)
         inputs += [low_resolution_images, augmentation_level]
         augmentation = SinusoidalEmbedding(
             config.noise_embedding_dim, config.noise_embedding_max_frequency, name="augmentation_sinusoids"
@@ -127,9 +141,17 @@ def unet_graph(config: ModelConfig) -> tuple[list, object]:
 
     x = layers.GroupNormalization(config.norm_groups, name="out_norm")(x)
     x = layers.Activation("silu", name="out_silu")(x)
+    preconditioned = config.preconditioning == "edm"
     x0_hat = layers.Conv2D(
-        config.channels, 3, padding="same", kernel_initializer="zeros", dtype="float32", name="x0_hat"
+        config.channels,
+        3,
+        padding="same",
+        kernel_initializer="zeros",
+        dtype="float32",
+        name="network_output" if preconditioned else "x0_hat",
     )(x)
+    if preconditioned:
+        x0_hat = PreconditionOutput(config.data_std, name="x0_hat")([x0_hat, noisy_images, noise_level])
     return inputs, x0_hat
 
 
@@ -149,7 +171,8 @@ def _condition_tokens(config: ModelConfig, width: int):
 
 
 def _low_resolution_input(config: ModelConfig, noisy_images):
-    """The low-res image and augmentation level inputs, and the noisy image with the upsampled low-res one beside it."""
+    """The low-res image and augmentation level inputs, and the (scaled) noisy image with the upsampled low-res one
+    beside it."""
     size = config.low_resolution
     low_resolution_images = keras.Input((size, size, config.channels), name="low_resolution_images")
     augmentation_level = keras.Input((1,), name="augmentation_level")

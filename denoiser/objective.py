@@ -7,10 +7,11 @@ For a batch of clean images x (scaled to [-1, 1]) the network sees
     c                                  the condition, replaced by "no condition" for a share of the images
 
 and predicts the clean image: the target is x itself, and the loss the mean absolute error
-|x0_hat - x|. Dropping conditions teaches the same network the unconditional prediction, which
-classifier-free guidance needs at sampling time.
+|x0_hat - x|, weighted per image by its noise level as `data.loss_weighting` says (schedule.loss_weights;
+the weights travel as Keras sample weights). Dropping conditions teaches the same network the
+unconditional prediction, which classifier-free guidance needs at sampling time.
 
-`training_example` builds ((x_t, s, c), x) inside the `tf.data` graph, so the accelerator never waits
+`training_example` builds ((x_t, s, c), x[, weights]) inside the `tf.data` graph, so the accelerator never waits
 for Python; `loss` is what `model.compile` gets. The settings (the distribution of s, the share of dropped
 conditions, ...) come from the run's `DataConfig` and `ModelConfig`, where their defaults are.
 
@@ -27,7 +28,7 @@ import keras
 import tensorflow as tf
 
 from denoiser.config import DataConfig, ModelConfig
-from denoiser.schedule import add_noise, training_noise_levels
+from denoiser.schedule import add_noise, loss_weights, training_noise_levels
 from denoiser.utils.images import downsample
 
 
@@ -52,11 +53,12 @@ def drop_conditions(conditions, uniform, rate: float):
 
 
 def training_example(images, conditions, seed, data: DataConfig, model: ModelConfig):
-    """One training batch: ((x_t, s, condition), x0) from uint8 images and conditions, all in graph.
+    """One training batch: ((x_t, s, condition), x0[, weights]) from uint8 images and conditions, all in graph.
 
     The inputs are what the network sees, x0 the target it must predict; an unconditional network
     (`model.condition="none"`) sees only (x_t, s). s follows `data.noise_distribution`, and a share
-    `data.label_dropout` of the conditions becomes "no condition".
+    `data.label_dropout` of the conditions becomes "no condition". Unless `data.loss_weighting` is "none",
+    each image's loss weight, shaped (B, 1, 1) to weigh its every pixel, comes third.
 
     `seed` is a pair of integers for TensorFlow's stateless random ops, so a batch is reproducible.
     """
@@ -69,22 +71,24 @@ def training_example(images, conditions, seed, data: DataConfig, model: ModelCon
     x_t = add_noise(x0, noise, tf.reshape(levels, [-1, 1, 1, 1]))
     if len(conditions.shape) == 1:  # class ids: the network takes (B, 1)
         conditions = conditions[:, None]
-    if not model.conditional:
-        return (x_t, levels), x0
-    conditions = drop_conditions(conditions, dropout_draws, data.label_dropout)
-    return (x_t, levels, conditions), x0
+    inputs = (x_t, levels)
+    if model.conditional:
+        inputs += (drop_conditions(conditions, dropout_draws, data.label_dropout),)
+    if data.loss_weighting == "none":
+        return inputs, x0
+    return inputs, x0, tf.reshape(loss_weights(levels, data.loss_weighting, model.data_std), [-1, 1, 1])
 
 
 def super_resolution_example(images, conditions, seed, data: DataConfig, model: ModelConfig):
-    """`training_example` for a super-resolution stage: ((x_t, s, [condition,] low_res, a), x0).
+    """`training_example` for a super-resolution stage: ((x_t, s, [condition,] low_res, a), x0[, weights]).
 
     low_res is x0 downsampled to `model.low_resolution` (area) and noised at the augmentation level a, drawn
     uniformly from [0, data.max_augmentation] per image. The condition is left out for an unconditional model.
     """
     split = tf.random.experimental.stateless_split(seed, 3)
-    inputs, x0 = training_example(images, conditions, split[0], data, model)
+    inputs, x0, *weights = training_example(images, conditions, split[0], data, model)
     low = downsample(x0, model.low_resolution)
     augmentation = data.max_augmentation * tf.random.stateless_uniform([tf.shape(x0)[0], 1], seed=split[1])
     noise = tf.random.stateless_normal(tf.shape(low), seed=split[2])
     low = add_noise(low, noise, tf.reshape(augmentation, [-1, 1, 1, 1]))
-    return (*inputs, low, augmentation), x0
+    return ((*inputs, low, augmentation), x0, *weights)

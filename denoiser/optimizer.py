@@ -1,4 +1,4 @@
-"""The optimizer of every run: Adam with a learning-rate warm-up and an average of the weights.
+"""The optimizer of every run: Adam with a learning-rate schedule (warm-up, then decay) and an average of the weights.
 
 Both classes are registered Keras objects, so a checkpoint's optimizer loads with `safe_mode=True`
 and no trainer has to be imported to read one.
@@ -6,31 +6,59 @@ and no trainer has to be imported to read one.
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
 
-from denoiser.config import RunConfig
+from denoiser.config import RunConfig, TrainConfig
 
 PACKAGE = "denoiser"
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Constant learning rate after a linear warm-up from 0 over `warmup_steps` steps.
+    """A linear warm-up from 0 over `warmup_steps` steps, then constant or decaying to 0 at `total_steps`.
 
-    Warm-up keeps Adam's first, poorly estimated steps from knocking a fresh network off course.
+    Warm-up keeps Adam's first, poorly estimated steps from knocking a fresh network off course. With a
+    known budget, decaying the rate to 0 at the run's last planned step (p: the share of the steps after
+    the warm-up done so far) lets the last steps settle into a minimum instead of hopping around it:
+
+        decay "none":   1                      (the seed's choice)
+        decay "cosine": (1 + cos(pi * p)) / 2
+        decay "linear": 1 - p
     """
 
-    def __init__(self, learning_rate: float, warmup_steps: int):
+    def __init__(self, learning_rate: float, warmup_steps: int, decay: str = "none", total_steps: int = 0):
         self.learning_rate = learning_rate
         self.warmup_steps = warmup_steps
+        self.decay = decay
+        self.total_steps = total_steps
 
     def __call__(self, step):
-        progress = (ops.cast(step, "float32") + 1.0) / max(self.warmup_steps, 1)
-        return self.learning_rate * ops.minimum(1.0, progress)
+        step = ops.cast(step, "float32")
+        rate = self.learning_rate * ops.minimum(1.0, (step + 1.0) / max(self.warmup_steps, 1))
+        if self.decay == "none":
+            return rate
+        done = ops.clip((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 0.0, 1.0)
+        if self.decay == "cosine":
+            return rate * 0.5 * (1.0 + ops.cos(math.pi * done))
+        return rate * (1.0 - done)
 
     def get_config(self):
-        return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps}
+        return {
+            "learning_rate": self.learning_rate,
+            "warmup_steps": self.warmup_steps,
+            "decay": self.decay,
+            "total_steps": self.total_steps,
+        }
+
+
+def learning_rate_schedule(train: TrainConfig, total_steps: int) -> WarmupSchedule:
+    """The schedule of a run of `total_steps` steps: a warm-up of `train.warmup_fraction` of them if set
+    (so a short run is not all warm-up), else of `train.warmup_steps`; then `train.lr_decay`."""
+    warmup = train.warmup_steps if train.warmup_fraction is None else round(train.warmup_fraction * total_steps)
+    return WarmupSchedule(train.learning_rate, warmup, train.lr_decay, total_steps)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -54,10 +82,11 @@ class EMAAdam(keras.optimizers.Adam):
                 average.assign(momentum * average + (1.0 - momentum) * variable)
 
 
-def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
+def make_optimizer(config: RunConfig, total_steps: int) -> keras.optimizers.Optimizer:
+    """EMAAdam with the run's learning-rate schedule over its `total_steps` planned steps."""
     train = config.train
     return EMAAdam(
-        learning_rate=WarmupSchedule(train.learning_rate, train.warmup_steps),
+        learning_rate=learning_rate_schedule(train, total_steps),
         use_ema=train.ema_decay > 0,
         ema_momentum=train.ema_decay or 0.99,
     )

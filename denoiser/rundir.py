@@ -35,6 +35,8 @@ CHANGEABLE_ON_RESUME = (
     "train.epochs",
     "train.learning_rate",
     "train.warmup_steps",
+    "train.warmup_fraction",
+    "train.lr_decay",
     "train.keep_checkpoints",
     "train.backup_every",
     "train.evaluate_every",
@@ -116,7 +118,7 @@ class RunDirectory:
         if saved is None:
             return None
         try:
-            return RunConfig.from_dict(saved)
+            return RunConfig.from_saved(saved)
         except ConfigError as error:
             raise self.damaged_config(str(error).rstrip(".")) from None
 
@@ -138,6 +140,20 @@ class RunDirectory:
     def damaged_config(self, problem: str) -> ConfigError:
         return ConfigError(f"{self.config_path} is damaged: {problem}. Put back a copy, or train into a new `run_dir`.")
 
+    def keep_older_settings(self, config: RunConfig) -> RunConfig:
+        """`config` with the settings added to denoiser since this run was made set to what the run did, saying so
+        (an older run resumes as it was trained, whatever today's defaults are)."""
+        saved = self.read_config()
+        if saved is None:
+            return config
+        kept = config.keep_older_settings(saved)
+        changed = config_differences(config.to_dict(), kept.to_dict())
+        if changed:
+            print(
+                f"{self.path} was made before these settings existed, so it keeps its own: " + "; ".join(changed) + "."
+            )
+        return kept
+
     def write_config(self, config: RunConfig) -> None:
         os.makedirs(self.path, exist_ok=True)
         write_text(self.config_path, yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -151,7 +167,6 @@ class RunDirectory:
         saved = self.run_config()
         if saved is None:
             return []
-        # Settings added to denoiser after the run was made take their defaults, as they did for the run.
         saved = saved.to_dict()
         differences = config_differences(saved, config.to_dict())
         refused = [d for d in differences if not d.startswith(CHANGEABLE_ON_RESUME)]

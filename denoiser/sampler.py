@@ -13,7 +13,7 @@ Classifier-free guidance mixes the predictions with and without the condition,
 predictions come from one network call on a stacked batch. Dynamic thresholding then rescales any
 image whose pixels overshoot [-1, 1] (Imagen's trick), which keeps strong guidance from saturating.
 
-The update above is the "ddim" solver; `solver="dpmpp_2m"` reaches the same quality in fewer
+The update above is the "ddim" solver; `solver="dpmpp_2m"` or `"deis"` reaches the same quality in fewer
 steps (see solvers.py). The network call is compiled; the solver's update is plain NumPy. The grid
 of noise levels is the solver's preferred `spacing` unless another is asked for (schedule.py).
 
@@ -68,6 +68,7 @@ class Sampler:
     >>> sampler = Sampler(model)                                  # the model's own sampling settings
     >>> images = sampler.sample(condition=np.array([1, 2, 3]), seed=0)   # (3, H, W, C) in [-1, 1]
     >>> fast = Sampler(model, steps=10, solver="dpmpp_2m")        # second order, 10 calls
+    >>> fewer = Sampler(model, steps=5, solver="deis")            # third order, 5 calls
     >>> sampler = Sampler(model, config.sample)                   # a run's sample section
 
     The settings are a `SampleConfig` (config.py holds every default and its meaning: steps, guidance, solver,

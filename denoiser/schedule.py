@@ -18,6 +18,8 @@ MIN_LEVEL = 1e-4
 MAX_LEVEL = 0.999
 
 TRAINING_DISTRIBUTIONS = ("folded_normal", "logit_normal", "uniform")  # the choices of data.noise_distribution
+LOSS_WEIGHTINGS = ("none", "edm", "min_snr")  # the choices of data.loss_weighting
+MIN_SNR_GAMMA = 5.0  # Min-SNR-gamma's cap on the signal-to-noise ratio (Hang et al. 2023)
 
 
 def add_noise(images, noise, noise_level):
@@ -64,6 +66,45 @@ def training_noise_levels(uniform, distribution: str):
     return ops.clip(levels, MIN_LEVEL, MAX_LEVEL)
 
 
+def preconditioning_scalings(noise_level, data_std: float):
+    """EDM's input, skip and output scalings (Karras et al. 2022), derived for x_t = (1 - s) x + s eps.
+
+    For data of standard deviation sigma_d, x_t has variance v = (1 - s)^2 sigma_d^2 + s^2, and
+
+        c_in   = 1 / sqrt(v)                   the network's input c_in * x_t has unit variance at every level
+        c_skip = (1 - s) sigma_d^2 / v         the share of x_t in the best linear guess of x from x_t
+        c_out  = sigma_d * s / sqrt(v)         the spread of what that guess misses
+
+    so that in x0_hat = c_skip * x_t + c_out * F the network's own output F has a target
+    (x - c_skip * x_t) / c_out of unit variance: c_skip is the choice that makes this variance smallest.
+    At s = 0 the image passes through (c_skip = 1, c_out = 0); at s = 1 the network says all (c_skip = 0).
+    Returns (c_in, c_skip, c_out), shaped like `noise_level`.
+    """
+    signal = (1.0 - noise_level) * data_std
+    variance = signal * signal + noise_level * noise_level
+    root = ops.sqrt(variance)
+    return 1.0 / root, (1.0 - noise_level) * data_std * data_std / variance, data_std * noise_level / root
+
+
+def loss_weights(noise_level, weighting: str, data_std: float):
+    """How much the L1 loss |x0_hat - x| counts at each training noise level s (`data.loss_weighting`).
+
+    - "none": every level alike (the seed's choice).
+    - "edm": 1 / c_out (see `preconditioning_scalings`): |x0_hat - x| = c_out * |F - target|, so this
+      counts the network's own unit-scale error alike at every level, as EDM's 1 / c_out^2 does for
+      a squared loss. It favours nearly clean levels, where c_out is small.
+    - "min_snr": min(SNR, gamma)^(1/2) with SNR = ((1 - s) / s)^2 and gamma = 5: Min-SNR-gamma's weight
+      of an x0 loss, square-rooted for an L1 loss. Noisy levels count less; nearly clean ones are capped.
+    """
+    if weighting not in LOSS_WEIGHTINGS:
+        raise ValueError(f"Unknown loss weighting {weighting!r}; choose one of {LOSS_WEIGHTINGS}.")
+    if weighting == "none":
+        return ops.ones_like(noise_level)
+    if weighting == "edm":
+        return 1.0 / preconditioning_scalings(noise_level, data_std)[2]
+    return ops.minimum((1.0 - noise_level) / noise_level, MIN_SNR_GAMMA**0.5)
+
+
 def sampling_noise_levels(steps: int, max_level: float, power: float = 3.0) -> np.ndarray:
     """The `steps + 1` noise levels a sampler walks through, from `max_level` down to exactly 0.
 
@@ -102,4 +143,22 @@ def log_snr_noise_levels(steps: int, max_level: float, min_level: float = 0.002)
     return levels.astype("float32")
 
 
-SPACINGS = {"power": sampling_noise_levels, "log_snr": log_snr_noise_levels}
+def karras_noise_levels(steps: int, max_level: float, min_level: float = 0.002, rho: float = 7.0) -> np.ndarray:
+    """`steps + 1` levels evenly spaced in sigma^(1 / rho), sigma = s / (1 - s), from `max_level` to `min_level`,
+    then 0: EDM's grid (Karras et al. 2022), where sigma is the noise scale of x_t / (1 - s) = x + sigma * eps.
+
+    rho = 7 packs the steps towards the clean end far more than the power grid: with 5 steps the levels
+    are 0.95, 0.82, 0.44, 0.069, 0.002, 0. A `min_level` above `max_level / 10` is lowered to it.
+    """
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}.")
+    if not 0.0 < max_level < 1.0:
+        raise ValueError(f"max_level must be in (0, 1) for a grid in sigma = s / (1 - s), got {max_level!r}.")
+    min_level = min(min_level, max_level / 10.0)
+    top, bottom = (max_level / (1.0 - max_level)) ** (1.0 / rho), (min_level / (1.0 - min_level)) ** (1.0 / rho)
+    sigmas = np.linspace(top, bottom, int(steps)) ** rho if steps > 1 else np.array([top**rho])
+    levels = np.append(sigmas / (1.0 + sigmas), 0.0)
+    return levels.astype("float32")
+
+
+SPACINGS = {"power": sampling_noise_levels, "log_snr": log_snr_noise_levels, "karras": karras_noise_levels}

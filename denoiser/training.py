@@ -41,7 +41,7 @@ from denoiser.data.pipeline import steps_per_pass, training_pipeline
 from denoiser.data.sources import class_names_for, dataset_for_config
 from denoiser.model import build_unet
 from denoiser.multi_worker import MultiWorkerStrategy, own_run_dir
-from denoiser.optimizer import WarmupSchedule, make_optimizer
+from denoiser.optimizer import learning_rate_schedule, make_optimizer
 from denoiser.rundir import RunDirectory, TrainingError, checkpoint_log_row, model_run_info, read_log, write_log
 from denoiser.serialization import CheckpointError, load_model
 from denoiser.utils.files import set_aside
@@ -66,7 +66,7 @@ def train(
     strategy = make_strategy(config.train.distribute)  # first: workers connect before TensorFlow runs anything
     run = RunDirectory(own_run_dir(run_dir, strategy))
     with run.lock():
-        changes = prepare_run(run, config)
+        config, changes = prepare_run(run, config)
         dataset = dataset_for_config(config) if dataset is None else dataset
         check_fits_model(dataset, config.model)
         steps_per_epoch = config.train.steps_per_epoch or steps_per_pass(dataset, config.train.batch_size)
@@ -76,26 +76,31 @@ def train(
             if step >= config.train.epochs * steps_per_epoch:
                 print(f"{run.path} already finished {step // steps_per_epoch} epochs; raise `train.epochs`.")
                 return load_model(run.latest, ema=True)
-            model = new_model(config) if model is None else apply_changes(model, config, changes)
+            total_steps = config.train.epochs * steps_per_epoch
+            model = (
+                new_model(config, total_steps) if model is None else apply_changes(model, config, changes, total_steps)
+            )
             model.run_info = model_run_info(config, class_names)  # what its checkpoints tell a sampler
             run.write_config(config)
             fit(model, run, config, dataset, step, steps_per_epoch, class_names, callbacks, verbose)
     return model
 
 
-def prepare_run(run: RunDirectory, config: RunConfig) -> list[str]:
-    """Clear what an interruption left half-written, and check `config` against the run's: the changed
-    settings a resumed run takes up (others are refused, see RunDirectory.check_resume)."""
+def prepare_run(run: RunDirectory, config: RunConfig) -> tuple[RunConfig, list[str]]:
+    """Clear what an interruption left half-written, and check `config` against the run's. Returns the config
+    to train with (settings newer than the run keep its values) and the changed settings a resumed run takes
+    up (others are refused, see RunDirectory.check_resume)."""
     for path in run.remove_temporaries():
         print(f"Removed {path}, half-written when the last run was interrupted.")
-    return run.check_resume(config)
+    config = run.keep_older_settings(config)
+    return config, run.check_resume(config)
 
 
-def new_model(config: RunConfig) -> keras.Model:
-    """A fresh U-Net with its optimizer and loss, its initial weights fixed by `train.seed`."""
+def new_model(config: RunConfig, total_steps: int) -> keras.Model:
+    """A fresh U-Net with its optimizer (scheduled over `total_steps`) and loss, its weights fixed by `train.seed`."""
     keras.utils.set_random_seed(config.train.seed)
     model = build_unet(config.model)
-    model.compile(optimizer=make_optimizer(config), loss=objective.loss())
+    model.compile(optimizer=make_optimizer(config, total_steps), loss=objective.loss())
     return model
 
 
@@ -227,11 +232,14 @@ def repair(run: RunDirectory, config: RunConfig, done: int, steps_per_epoch: int
             draw_sample_grid(sampler, run.sample_grid(epoch), config, class_names, dataset, title)
 
 
-def apply_changes(model: keras.Model, config: RunConfig, changes: list[str]) -> keras.Model:
-    """Take up the settings changed since the run started (rundir.CHANGEABLE_ON_RESUME), saying which."""
+def apply_changes(model: keras.Model, config: RunConfig, changes: list[str], total_steps: int) -> keras.Model:
+    """Take up the settings changed since the run started (rundir.CHANGEABLE_ON_RESUME), saying which.
+
+    More epochs move a decaying learning rate's end to the new last step (so the rate rises to the longer
+    schedule's value at this step)."""
     if not changes:
         return model
     print("Applying the changed settings: " + "; ".join(changes) + ".")
     optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # unwrap a loss-scale optimizer
-    optimizer.learning_rate = WarmupSchedule(config.train.learning_rate, config.train.warmup_steps)
+    optimizer.learning_rate = learning_rate_schedule(config.train, total_steps)
     return model

@@ -127,7 +127,7 @@ def test_train_help_lists_every_setting_with_its_type_default_and_meaning(capsys
             assert len(found) == 1, key
             assert " = " in lines[found[0]], lines[found[0]]  # its default
             assert lines[found[0] + 1].startswith("      ") and lines[found[0] + 1].strip(), f"{key} has no meaning"
-    assert "  sample.solver: ddim | dpmpp_2m = ddim" in lines  # a Literal's choices, spelled out
+    assert "  sample.solver: ddim | dpmpp_2m | deis = deis" in lines  # a Literal's choices, spelled out
 
 
 def test_config_prints_the_resolved_settings_as_yaml(tmp_path, capsys):

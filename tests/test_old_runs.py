@@ -49,7 +49,13 @@ def test_an_old_run_samples_from_the_command_line(old_run, tmp_path):
     assert out.stat().st_size > 0
 
 
-def test_an_old_run_resumes_where_it_stopped(old_run):
-    assert main(tiny_train_args(old_run, *OLD_RUN_SETS, epochs=2, steps_per_epoch=1)) == 0
+def test_an_old_run_resumes_where_it_stopped(old_run, capsys):
+    levers = ["model.preconditioning=edm", "data.loss_weighting=edm", "train.lr_decay=cosine"]  # as a preset may
+    assert main(tiny_train_args(old_run, *OLD_RUN_SETS, *levers, epochs=2, steps_per_epoch=1)) == 0
     assert RunDirectory(old_run).finished_epochs() == [1, 2]
+    # Settings added since (the quality levers) keep the values the old run was trained with, whatever the defaults.
+    config = RunDirectory(old_run).run_config()
+    assert (config.model.preconditioning, config.data.loss_weighting) == ("none", "none")
+    assert (config.train.lr_decay, config.train.warmup_fraction) == ("none", None)
+    assert "was made before these settings existed" in capsys.readouterr().out
     assert [row["epoch"] for row in read_log(os.path.join(old_run, "log.csv"))] == ["1", "2"]

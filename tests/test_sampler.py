@@ -38,7 +38,7 @@ def reference_sample(model, noise, levels, condition=None, guidance=1.0, percent
 
 
 def test_samples_are_the_guided_thresholded_ddim_loop(class_model):
-    sampler = Sampler(class_model, steps=3, guidance=2.0)
+    sampler = Sampler(class_model, steps=3, guidance=2.0, solver="ddim")
     labels = np.array([1, 2, 3, 0])
     images = sampler.sample(labels, seed=0)
     assert images.shape == (4, 8, 8, 1) and images.dtype == np.float32
@@ -57,9 +57,9 @@ def overshooting_network(size: int = 8) -> keras.Model:
 
 def test_dynamic_thresholding_rescales_overshooting_predictions_instead_of_saturating_them():
     model, noise = overshooting_network(), np.random.default_rng(0).standard_normal((3, 8, 8, 1)).astype("float32")
-    rescaled = Sampler(model, steps=4).sample(noise=noise, num_images=3)
-    clipped = Sampler(model, steps=4, threshold_percentile=None).sample(noise=noise, num_images=3)
-    levels = Sampler(model, steps=4).noise_levels
+    rescaled = Sampler(model, steps=4, solver="ddim").sample(noise=noise, num_images=3)
+    clipped = Sampler(model, steps=4, threshold_percentile=None, solver="ddim").sample(noise=noise, num_images=3)
+    levels = Sampler(model, steps=4, solver="ddim").noise_levels
     np.testing.assert_allclose(rescaled, reference_sample(model, noise, levels)[0], atol=1e-4)
     np.testing.assert_allclose(clipped, reference_sample(model, noise, levels, percentile=None)[0], atol=1e-4)
     saturated = [np.mean(np.abs(images) > 0.999) for images in (rescaled, clipped)]  # shares of pixels at +-1
@@ -115,7 +115,7 @@ def test_guidance_one_equals_the_conditional_prediction_and_zero_the_uncondition
 
 def test_callback_sees_every_step_with_its_noise_level_and_prediction(class_model):
     seen = []
-    sampler = Sampler(class_model, steps=4, guidance=2.0)
+    sampler = Sampler(class_model, steps=4, guidance=2.0, solver="ddim")
     final = sampler.sample(np.array([1, 2]), seed=0, callback=lambda step, level, x0: seen.append((step, level, x0)))
     assert [step for step, _, _ in seen] == [0, 1, 2, 3]
     np.testing.assert_allclose([level for _, level, _ in seen], sampling_noise_levels(4, 0.95)[:-1])

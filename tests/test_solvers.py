@@ -11,7 +11,7 @@ import pytest
 from helpers import MEAN, linear_network, randomize_weights, tiny, variance
 
 from denoiser import Sampler, build_unet
-from denoiser.schedule import log_snr_noise_levels, sampling_noise_levels
+from denoiser.schedule import karras_noise_levels, log_snr_noise_levels, sampling_noise_levels
 from denoiser.solvers import DDIMSolver, DPMSolver2M, make_solver
 
 
@@ -49,6 +49,30 @@ def test_doubling_the_steps_divides_the_error_by_two_to_the_order(solver, order,
     assert np.all(np.abs(observed - order) < 0.25), (errors, observed)
 
 
+@pytest.mark.parametrize("uneven", [False, True], ids=["even", "uneven"])
+@pytest.mark.parametrize("solver", ["ddim", "dpmpp_2m", "deis"])
+def test_one_step_from_the_exact_path_errs_by_the_step_length_to_the_order_plus_one(solver, uneven):
+    """The local error, free of the lower-order first steps that cap a multistep solver's whole-run order.
+
+    Every step starts on the exact path, with the history of predictions made on it; from the third step
+    on, halving the steps must divide each step's error by 2^(order + 1).
+    """
+    order = make_solver(solver, [0.5, 0.0]).order
+    sampler = Sampler(linear_network(), steps=4)
+    errors = []
+    for steps in (16, 32, 64):  # more steps reach float32's rounding
+        grid = lambda_grid(steps, uneven)
+        stepper, worst = make_solver(solver, grid), 0.0
+        for index in range(steps):
+            x = exact_solution(START, grid[0], grid[index]).astype("float32")
+            moved = stepper.step(index, x, sampler.denoise(x, float(grid[index])))
+            if index >= 2:
+                worst = max(worst, np.abs(moved - exact_solution(START, grid[0], grid[index + 1])).max())
+        errors.append(worst)
+    observed = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert np.all(np.round(observed) == order + 1), (errors, observed)  # deis, in sigma, gets there slowest: 3.6
+
+
 def test_the_second_order_solver_is_far_closer_to_the_exact_samples():
     """Whole sampling runs down to s = 0 on the power grid, 20 steps each."""
     exact = exact_solution(START, 0.5, 0.0)
@@ -79,7 +103,7 @@ def test_the_first_step_and_a_step_after_a_jump_back_are_ddim_steps():
 def test_a_prediction_that_never_changes_is_followed_exactly_by_every_solver():
     levels = sampling_noise_levels(5, 0.95)
     target = np.full((1, 2, 2, 1), 0.3, "float32")
-    for name in ("ddim", "dpmpp_2m"):
+    for name in ("ddim", "dpmpp_2m", "deis"):
         solver, x = make_solver(name, levels), np.ones_like(target)
         for index in range(5):
             x = solver.step(index, x, target)
@@ -88,7 +112,9 @@ def test_a_prediction_that_never_changes_is_followed_exactly_by_every_solver():
 
 def test_each_solver_brings_its_own_grid_unless_another_is_asked_for():
     model = build_unet(tiny())
-    np.testing.assert_allclose(Sampler(model, steps=10).noise_levels, sampling_noise_levels(10, 0.95))
+    default = Sampler(model, steps=10)  # deis
+    np.testing.assert_allclose(default.noise_levels, karras_noise_levels(10, 0.95))
+    np.testing.assert_allclose(Sampler(model, steps=10, solver="ddim").noise_levels, sampling_noise_levels(10, 0.95))
     np.testing.assert_allclose(Sampler(model, steps=10, solver="dpmpp_2m").noise_levels, log_snr_noise_levels(10, 0.95))
     np.testing.assert_allclose(
         Sampler(model, steps=10, solver="dpmpp_2m", spacing="power").noise_levels, sampling_noise_levels(10, 0.95)
@@ -106,7 +132,7 @@ def test_unknown_solver_or_spacing_lists_the_choices():
         Sampler(model, spacing="cosine")
 
 
-@pytest.mark.parametrize("solver", ["ddim", "dpmpp_2m"])
+@pytest.mark.parametrize("solver", ["ddim", "dpmpp_2m", "deis"])
 def test_every_solver_is_deterministic_under_a_seed(solver):
     """(That each takes one network call per step is checked in test_sampler.py.)"""
     model = build_unet(tiny())

@@ -59,7 +59,8 @@ def class_page(browser, class_export):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "solver,steps,guidance,choice", [("ddim", 6, 2.0, 3), ("dpmpp_2m", 5, 3.0, 1), ("ddim", 4, 1.0, 0)]
+    "solver,steps,guidance,choice",
+    [("ddim", 6, 2.0, 3), ("dpmpp_2m", 5, 3.0, 1), ("ddim", 4, 1.0, 0), ("deis", 5, 2.0, 2)],
 )
 def test_the_page_samples_like_the_python_sampler(class_page, solver, steps, guidance, choice):
     driver, run = class_page
@@ -75,17 +76,18 @@ def test_the_page_samples_like_the_python_sampler(class_page, solver, steps, gui
 
 @pytest.mark.slow
 def test_the_page_grids_match_the_python_grids(class_page):
-    from denoiser.schedule import log_snr_noise_levels, sampling_noise_levels
+    from denoiser.schedule import karras_noise_levels, log_snr_noise_levels, sampling_noise_levels
 
     driver, _ = class_page
     grids = call_page(
         driver,
         "const m = await import('./sampler.js');"
-        "return [1, 2, 10, 35].map((n) => [m.powerLevels(n, 0.95), m.logSnrLevels(n, 0.8)]);",
+        "return [1, 2, 10, 35].map((n) => [m.powerLevels(n, 0.95), m.logSnrLevels(n, 0.8), m.karrasLevels(n, 0.9)]);",
     )
-    for steps, (power, log_snr) in zip([1, 2, 10, 35], grids):
+    for steps, (power, log_snr, karras) in zip([1, 2, 10, 35], grids):
         np.testing.assert_allclose(power, sampling_noise_levels(steps, 0.95), atol=1e-7)
         np.testing.assert_allclose(log_snr, log_snr_noise_levels(steps, 0.8), atol=1e-7)
+        np.testing.assert_allclose(karras, karras_noise_levels(steps, 0.9), atol=1e-7)
 
 
 @pytest.mark.slow
@@ -110,7 +112,7 @@ def test_the_page_samples_a_text_model_from_its_exported_prompts(browser, tmp_pa
     server = serve(tmp_path / "exported")
     try:
         browser.get(page_url(server))
-        sampler = load_sampler(run, steps=5, guidance=2.5)
+        sampler = load_sampler(run, steps=5, guidance=2.5, solver="ddim")
         noise = sampler.noise(1, seed=1)
         expected = sampler.sample(condition=encode_texts(prompts[1:], "open_clip/ViT-B-32/none"), noise=noise)
         image, _ = generate_in_page(browser, noise, choice=2, steps=5, guidance=2.5, solver="ddim")

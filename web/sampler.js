@@ -7,6 +7,8 @@
 //   ddim          x_next = (s_next / s) * x + (1 - s_next / s) * x0_hat
 //   dpmpp_2m      the same update with x0_hat extrapolated in lambda = log((1 - s) / s) from the
 //                 previous step's prediction (second order; denoiser/solvers.py explains it)
+//   deis          third-order Adams-Bashforth on eps_hat = (y - x0_hat) / sigma in sigma = s / (1 - s),
+//                 y = x / (1 - s), over the last three steps (denoiser/solvers.py explains it)
 // Images are flat Float32Arrays in NHWC order, values in [-1, 1]. `ort` is onnxruntime-web's global.
 //
 // A cascade (denoiser/cascade.py) is a base model and super-resolution stages, each exported in its own
@@ -40,7 +42,20 @@ export function logSnrLevels(steps, maxLevel, minLevel = 0.002) {
   return levels;
 }
 
-export const SOLVER_SPACING = { ddim: powerLevels, dpmpp_2m: logSnrLevels };
+export function karrasLevels(steps, maxLevel, minLevel = 0.002, rho = 7) {
+  minLevel = Math.min(minLevel, maxLevel / 10);
+  const top = Math.pow(maxLevel / (1 - maxLevel), 1 / rho);
+  const bottom = Math.pow(minLevel / (1 - minLevel), 1 / rho);
+  const levels = [];
+  for (let i = 0; i < steps; i++) {
+    const sigma = Math.pow(steps === 1 ? top : top + ((bottom - top) * i) / (steps - 1), rho);
+    levels.push(Math.fround(sigma / (1 + sigma)));
+  }
+  levels.push(0);
+  return levels;
+}
+
+export const SOLVER_SPACING = { ddim: powerLevels, dpmpp_2m: logSnrLevels, deis: karrasLevels };
 
 // ----------------------------------------------------------------------------- the update rules
 
@@ -56,8 +71,60 @@ function ddimUpdate(x, x0, level, nextLevel) {
   return out;
 }
 
+// The integrals over [start, end] of the Lagrange polynomials through `nodes`: three-point Gauss-Legendre, exact here.
+function adamsBashforthWeights(nodes, start, end) {
+  const middle = (start + end) / 2;
+  const half = (end - start) / 2;
+  const points = [-Math.sqrt(0.6), 0, Math.sqrt(0.6)].map((u) => middle + half * u);
+  const pointWeights = [5 / 9, 8 / 9, 5 / 9].map((w) => half * w);
+  return nodes.map((node, j) => {
+    let total = 0;
+    points.forEach((point, q) => {
+      let basis = 1;
+      nodes.forEach((other, m) => {
+        if (m !== j) basis *= (point - other) / (node - other);
+      });
+      total += pointWeights[q] * basis;
+    });
+    return total;
+  });
+}
+
+// deis: y = x / (1 - s) moves by the integral of eps_hat over [sigma, sigma_next], eps_hat being the
+// polynomial through the last (up to three) consecutive steps' values.
+function makeDeisSolver(levels) {
+  const sigmas = levels.map((level) => level / (1 - level));
+  let history = []; // [index, eps_hat] of the last steps, oldest first
+  return function step(index, x, x0) {
+    const y = new Float64Array(x.length);
+    const epsHat = new Float64Array(x.length);
+    for (let i = 0; i < x.length; i++) {
+      y[i] = x[i] / (1 - levels[index]);
+      epsHat[i] = (y[i] - x0[i]) / sigmas[index];
+    }
+    history = history.filter(([i]) => i > index - 3 && i < index);
+    if (history.length && history[history.length - 1][0] !== index - 1) history = [];
+    history.push([index, epsHat]);
+    const weights = adamsBashforthWeights(
+      history.map(([i]) => sigmas[i]),
+      sigmas[index],
+      sigmas[index + 1],
+    );
+    const out = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) {
+      let yNext = y[i];
+      history.forEach(([, values], j) => {
+        yNext += weights[j] * values[i];
+      });
+      out[i] = (1 - levels[index + 1]) * yNext;
+    }
+    return out;
+  };
+}
+
 export function makeSolver(name, levels) {
-  if (!(name in SOLVER_SPACING)) throw new Error(`Unknown solver ${name}; choose ddim or dpmpp_2m.`);
+  if (!(name in SOLVER_SPACING)) throw new Error(`Unknown solver ${name}; choose ddim, dpmpp_2m or deis.`);
+  if (name === "deis") return makeDeisSolver(levels);
   let previous = null; // the last step's prediction (dpmpp_2m only)
   return function step(index, x, x0) {
     let estimate = x0;

@@ -17,7 +17,10 @@ from denoiser.solvers import SOLVERS
 from denoiser.utils.plotting import ProcessRecorder
 
 CHECKPOINT_HELP = "a .keras checkpoint, or a run directory (uses checkpoints/latest.keras)"
-SOLVER_HELP = "ddim (first order) or dpmpp_2m (second order, ~10 steps suffice) (default: the run's sample.solver)"
+SOLVER_HELP = (
+    "ddim (first order), dpmpp_2m (second order, ~10 steps suffice) or deis (third order, 5 steps) "
+    "(default: the run's sample.solver)"
+)
 ENCODER_HELP = "the text encoder, only for a checkpoint without its run's config.yaml beside it"
 
 
