@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 from common import save
-from one_epoch import training_flops_per_image
+from one_epoch import TRAINING_IMAGES, training_flops_per_image
 
 from denoiser import load_sampler, resolve_config, train
 from denoiser.config import parse_override
@@ -33,8 +33,6 @@ from denoiser.utils.plotting import save_grid
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results", "ablations.json")
 PICTURES = os.path.join(HERE, "results", "ablations")
-
-TRAINING_IMAGES = {"fashion_mnist": 60_000, "shapes": 12_000}  # one pass (shapes: the preset's data.num_images)
 
 # The recipes as they stood before this table: the preset with every lever at its old value.
 OLD_LEVERS = [
@@ -134,7 +132,8 @@ def measure(budget: str, variant: str, runs: str, num: int, extra: list[str]) ->
     picture_row(run_dir, picture)
     log = read_log(os.path.join(run_dir, "log.csv"))
     batch = config.train.batch_size
-    steps_per_epoch = config.train.steps_per_epoch or (config.data.num_images or TRAINING_IMAGES[budget]) // batch
+    # one pass: Fashion-MNIST's training split, or the preset's data.num_images (shapes)
+    steps_per_epoch = config.train.steps_per_epoch or (config.data.num_images or TRAINING_IMAGES) // batch
     images = len(log) * steps_per_epoch * batch
     return {
         "budget": budget,

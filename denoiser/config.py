@@ -51,8 +51,8 @@ LearningRateDecay = Literal["none", "cosine", "linear"]  # see optimizer.WarmupS
 class Section:
     """What every section of the run config shares: checked on creation, built from a dict with a check for
     unknown keys. `SECTION` is its name in the YAML file and in `--set section.key=value`; `RETIRED` names keys
-    that older versions wrote and that are now ignored, so old run directories still load; `ADDED` gives the keys
-    that older versions did not write the value those versions behaved by (`from_saved`)."""
+    that older versions wrote and that are now ignored, so old run directories still load; `ADDED` gives each key
+    that older versions did not write the value that reproduces how they behaved (`from_saved`)."""
 
     SECTION: ClassVar[str]
     RETIRED: ClassVar[tuple[str, ...]] = ()
@@ -323,15 +323,13 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":
-        unknown = sorted(set(values) - set(SECTIONS))
-        if unknown:
-            raise ConfigError(f"Unknown config section(s) {unknown}; sections are {sorted(SECTIONS)}.")
+        refuse_unknown_sections(values)
         return cls(**{name: section.from_dict(values.get(name) or {}) for name, section in SECTIONS.items()})
 
     @classmethod
     def from_saved(cls, values: dict) -> "RunConfig":
         """`from_dict` for a config.yaml that denoiser wrote: keys added since take the values of its version."""
-        cls.from_dict(values)  # the same errors for unknown sections
+        refuse_unknown_sections(values)
         return cls(**{name: section.from_saved(values.get(name) or {}) for name, section in SECTIONS.items()})
 
     def keep_older_settings(self, saved: dict) -> "RunConfig":
@@ -341,6 +339,12 @@ class RunConfig:
             for name, section in SECTIONS.items()
         }
         return RunConfig.from_dict(merge(self.to_dict(), older))
+
+
+def refuse_unknown_sections(values: dict) -> None:
+    unknown = sorted(set(values) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"Unknown config section(s) {unknown}; sections are {sorted(SECTIONS)}.")
 
 
 # ================================================================================= YAML files and --set overrides

@@ -191,21 +191,17 @@ class CrossAttention(layers.Layer):
         return {**super().get_config(), "heads": self.heads, "groups": self.groups}
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class PreconditionInput(layers.Layer):
-    """(x_t, s) -> c_in * x_t: the noisy image scaled to unit variance at every noise level (EDM).
-
-    See `schedule.preconditioning_scalings` for c_in and the data's standard deviation `data_std`.
-    """
+class Preconditioning(layers.Layer):
+    """What both EDM scalings share: the data's standard deviation `data_std` they assume, and the
+    scalings (c_in, c_skip, c_out) of `schedule.preconditioning_scalings` per image, shaped (B, 1, 1, 1).
+    The first input, an image, has the output's shape."""
 
     def __init__(self, data_std: float = 0.5, **kwargs):
         super().__init__(**kwargs)
         self.data_std = data_std
 
-    def call(self, inputs):
-        noisy_images, noise_level = inputs
-        c_in, _, _ = preconditioning_scalings(ops.reshape(noise_level, (-1, 1, 1, 1)), self.data_std)
-        return ops.cast(c_in, noisy_images.dtype) * noisy_images
+    def scalings(self, noise_level):
+        return preconditioning_scalings(ops.reshape(noise_level, (-1, 1, 1, 1)), self.data_std)
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
@@ -215,11 +211,21 @@ class PreconditionInput(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class PreconditionOutput(PreconditionInput):
+class PreconditionInput(Preconditioning):
+    """(x_t, s) -> c_in * x_t: the noisy image scaled to unit variance at every noise level (EDM)."""
+
+    def call(self, inputs):
+        noisy_images, noise_level = inputs
+        c_in, _, _ = self.scalings(noise_level)
+        return ops.cast(c_in, noisy_images.dtype) * noisy_images
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PreconditionOutput(Preconditioning):
     """(F, x_t, s) -> x0_hat = c_skip * x_t + c_out * F: the network's unit-scale output F made a prediction
     of the clean image, which keeps the part of x_t that is already the image (EDM)."""
 
     def call(self, inputs):
         output, noisy_images, noise_level = inputs
-        _, c_skip, c_out = preconditioning_scalings(ops.reshape(noise_level, (-1, 1, 1, 1)), self.data_std)
+        _, c_skip, c_out = self.scalings(noise_level)
         return c_skip * ops.cast(noisy_images, "float32") + c_out * ops.cast(output, "float32")

@@ -73,10 +73,10 @@ def train(
         class_names = dataset.class_names or class_names_for(config)
         with dtype_policy(config.train.mixed_precision), strategy.scope() if strategy else contextlib.nullcontext():
             model, step = recover(run, config, steps_per_epoch, class_names, dataset)
-            if step >= config.train.epochs * steps_per_epoch:
+            total_steps = config.train.epochs * steps_per_epoch  # where a decaying learning rate reaches 0
+            if step >= total_steps:
                 print(f"{run.path} already finished {step // steps_per_epoch} epochs; raise `train.epochs`.")
                 return load_model(run.latest, ema=True)
-            total_steps = config.train.epochs * steps_per_epoch
             model = (
                 new_model(config, total_steps) if model is None else apply_changes(model, config, changes, total_steps)
             )
