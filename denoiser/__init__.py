@@ -14,6 +14,7 @@ The public API, by the module that holds it (README, "How the code is organised"
     inpaint, outpaint, image_to_image     editing images with a sampler (editing.py)
     train                                 training runs into a run directory (training.py)
     Dataset, load_dataset                 training data (data/dataset.py, data/sources.py)
+    load_image_folder                     a folder of class folders or of images (data/folders.py)
     read_captions, load_captioned_dataset,
     load_array_dataset                    captioned image data sets (data/captions.py)
     DEFAULT_ENCODER, load_encoder,
@@ -40,6 +41,7 @@ from denoiser.config import ConfigError, ModelConfig, RunConfig
 from denoiser.data.captions import load_array_dataset, load_captioned_dataset, read_captions
 from denoiser.data.dataset import Dataset
 from denoiser.data.encoders import DEFAULT_ENCODER, embed_captions, encode_texts, load_encoder
+from denoiser.data.folders import load_image_folder
 from denoiser.data.sources import load_dataset
 from denoiser.deploy.onnx import export_onnx
 from denoiser.editing import image_to_image, inpaint, outpaint
@@ -84,6 +86,7 @@ __all__ = [
     "load_cascade",
     "load_dataset",
     "load_encoder",
+    "load_image_folder",
     "load_model",
     "load_sampler",
     "outpaint",

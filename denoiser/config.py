@@ -37,7 +37,9 @@ from denoiser.config_rules import (  # ConfigError lives beside the rules, which
 )
 
 # The choices of a setting, declared once; the modules that implement them import these names.
-DatasetName = Literal["fashion_mnist", "mnist", "cifar10", "cifar100", "shapes", "captions", "arrays"]  # data/sources
+DatasetName = Literal[  # data/sources.py
+    "fashion_mnist", "mnist", "cifar10", "cifar100", "shapes", "images", "captions", "arrays"
+]
 Condition = Literal["class", "vector", "sequence", "none"]  # see ModelConfig
 NoiseDistribution = Literal["folded_normal", "logit_normal", "uniform"]  # see schedule.training_noise_levels
 Distribute = Literal["none", "mirrored", "tpu", "multi_worker"]  # see training.make_strategy
@@ -110,8 +112,10 @@ class DataConfig(Section):
     # Super-resolution stages (model.low_resolution > 0): the low-resolution input is noised at a random level
     # in [0, max_augmentation] while training, and the network is told that level (noise conditioning augmentation).
     max_augmentation: Fraction = 0.3
+    # images: a folder of class folders or of images (data/folders.py); captions: a captioned folder, a CSV/parquet
+    # table or hf:NAME; arrays: the images .npy
+    path: str | None = None
     # Text-conditioned data (see data/captions.py and data/encoders.py):
-    path: str | None = None  # captions: a captioned folder, CSV/parquet table or hf:NAME; arrays: the images .npy
     encoder: EncoderName | None = None  # the text encoder of the captions and prompts, e.g. open_clip/ViT-B-32/none
     embeddings: str | None = None  # a .npy of caption embeddings (default for captions: the cache beside them)
     # A Hugging Face dataset (data.path=hf:NAME[:SPLIT], or a local copy): which columns to read.

@@ -20,6 +20,16 @@ _SR_UNET = {
     "cross_attention": [False, False, True],
 }
 
+# The quick start's CPU-sized network (shapes, and your own images): two halvings, one block per level, attention
+# at the bottleneck only.
+_CPU_UNET = {
+    "base_width": 32,
+    "width_multipliers": [1, 2, 2],
+    "blocks_per_level": 1,
+    "self_attention": [False, False, True],
+    "cross_attention": [False, False, True],
+}
+
 # Text-to-image: the U-Net is conditioned on the pooled CLIP embedding of the caption (512 wide
 # for ViT-B-32). data.path names the captioned folder or table (see captions.py).
 _TEXT_MODEL = {"condition": "vector", "condition_dim": 512}
@@ -60,16 +70,7 @@ PRESETS: dict[str, dict] = {
     # outline early: after 6 short epochs the shapes are recognisable, with the seed's choice they are blobs.
     "shapes": {
         "data": {"dataset": "shapes", "num_images": 12000, "noise_distribution": "uniform"},
-        "model": {
-            "image_size": 24,
-            "channels": 3,
-            "base_width": 32,
-            "width_multipliers": [1, 2, 2],
-            "blocks_per_level": 1,
-            "self_attention": [False, False, True],
-            "cross_attention": [False, False, True],
-            "num_classes": 8,
-        },
+        "model": {**_CPU_UNET, "image_size": 24, "channels": 3, "num_classes": 8},
         "train": {"epochs": 6, "batch_size": 32, "learning_rate": 1e-3, "warmup_steps": 100, "ema_decay": 0.995},
     },
     # The seed's LAION model: 64x64, base width 96, multipliers (1, 2, 3, 4), attention at the third level.
@@ -130,6 +131,14 @@ PRESETS: dict[str, dict] = {
         },
         "train": {"epochs": 20, "batch_size": 32},
         "sample": {"guidance": 3.0, "columns": 4},
+    },
+    # Your own folder of images at 32x32 (data.path): class folders train a class-conditional model, a folder of
+    # images an unconditional one; the folder sets model.condition and model.num_classes (data/folders.py). The
+    # shapes quick start's network (32 -> 16 -> 8, attention at 8x8) and uniform noise levels.
+    "images": {
+        "data": {"dataset": "images", "noise_distribution": "uniform"},
+        "model": {**_CPU_UNET, "image_size": 32, "channels": 3},
+        "train": {"epochs": 20, "batch_size": 32, "learning_rate": 1e-3, "warmup_fraction": 0.02},
     },
     # Your own captioned folder or table at 32x32: a small network that trains on a laptop or Colab.
     "captions": {

@@ -37,6 +37,7 @@ from denoiser.callbacks import (
 )
 from denoiser.config import RunConfig
 from denoiser.data.dataset import Dataset, check_fits_model
+from denoiser.data.folders import fit_config_to_folder
 from denoiser.data.pipeline import steps_per_pass, training_pipeline
 from denoiser.data.sources import class_names_for, dataset_for_config
 from denoiser.model import build_unet
@@ -63,6 +64,7 @@ def train(
     ConfigError when the settings differ from the run's in a way a resumed run cannot take up.
     """
     config.validate()
+    config = fit_config_to_folder(config)  # an image folder decides the model's condition, before config.yaml
     strategy = make_strategy(config.train.distribute)  # first: workers connect before TensorFlow runs anything
     run = RunDirectory(own_run_dir(run_dir, strategy))
     with run.lock():

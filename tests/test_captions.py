@@ -9,13 +9,8 @@ from helpers import FakeEncoder, fake_embedding
 from PIL import Image
 
 from denoiser.config import DataConfig, RunConfig, TrainConfig, parse_override
-from denoiser.data import captions as captions_module
-from denoiser.data.captions import (
-    cache_path,
-    load_array_dataset,
-    load_captioned_dataset,
-    read_captions,
-)
+from denoiser.data import image_files
+from denoiser.data.captions import load_array_dataset, load_captioned_dataset, read_captions
 from denoiser.data.dataset import DataError, Dataset
 from denoiser.data.encoders import embed_captions
 from denoiser.data.pipeline import training_pipeline
@@ -41,8 +36,8 @@ def test_folder_with_a_corrupt_jpeg_and_an_uncaptioned_image(captioned_folder, c
     expected = np.stack([fake_embedding(caption) for caption in readable])
     np.testing.assert_allclose(np.asarray(dataset.conditions)[dataset.rows], expected)
     assert dataset.images[dataset.rows].mean() > 5  # real pictures, not the zeros of a skipped row
-    assert os.path.isfile(cache_path(folder, "images-16x16x3"))
-    assert os.path.isfile(cache_path(folder, "embeddings-sentence_transformers-fake"))
+    assert os.path.isfile(image_files.cache_path(folder, "images-16x16x3"))
+    assert os.path.isfile(image_files.cache_path(folder, "embeddings-sentence_transformers-fake"))
 
 
 def test_a_second_load_reads_the_caches_only(captioned_folder, monkeypatch, capsys):
@@ -52,7 +47,7 @@ def test_a_second_load_reads_the_caches_only(captioned_folder, monkeypatch, caps
     def no_decoding(*args):
         raise AssertionError("an image was decoded again")
 
-    monkeypatch.setattr(captions_module, "load_image", no_decoding)
+    monkeypatch.setattr(image_files, "load_image", no_decoding)
     encoder = FakeEncoder()
     again = load_captioned_dataset(folder, image_size=16, encoder=encoder, progress=False)
     assert encoder.calls == []

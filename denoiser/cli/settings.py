@@ -23,6 +23,7 @@ import yaml
 from denoiser.cli import options
 from denoiser.cli.command import Command
 from denoiser.config import SECTIONS
+from denoiser.data.folders import fit_config_to_folder
 
 FIELD_LINE = re.compile(r"^(\w+)\s*:\s*(.+?)\s*=")  # `name: Type = default`, as config.py declares a field
 
@@ -80,7 +81,8 @@ def settings_reference(width: int = 100) -> str:
 
 # ================================================================================= denoiser config
 def run(args: argparse.Namespace) -> None:
-    print(yaml.safe_dump(options.run_settings(args).to_dict(), sort_keys=False), end="")
+    config = fit_config_to_folder(options.run_settings(args))  # as train() would: an image folder sets the condition
+    print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
 
 
 CONFIG = Command(

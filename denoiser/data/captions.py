@@ -10,7 +10,7 @@ Sources:
   - for `denoiser embed` only: a `.txt` file of captions, one per line.
 
 Images are resized (shorter side) and centre-cropped to the model's size once, into a uint8 cache
-beside the data, and captions are embedded once, into a cache keyed by the encoder:
+beside the data (image_files.py), and captions are embedded once, into a cache keyed by the encoder:
 
     FOLDER/images-64x64x3.npy                                    (data.csv -> data.images-64x64x3.npy)
     FOLDER/embeddings-open_clip-ViT-B-32-laion2b_s34b_b79k.npy
@@ -25,22 +25,27 @@ from __future__ import annotations
 import csv
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from denoiser.data.cache import DamagedFile, FilledArray, fill_array, fingerprint, load_array
+from denoiser.data.cache import DamagedFile, FilledArray, load_array
 from denoiser.data.dataset import DataError, Dataset
 from denoiser.data.encoders import DEFAULT_ENCODER, embed_captions, encoder_slug, recorded_encoder
+from denoiser.data.image_files import (
+    IMAGE_EXTENSIONS,
+    cache_path,
+    fill_image_cache,
+    image_file_cache,
+    image_files,
+    readable_rows,
+)
 from denoiser.utils.errors import short_reason
-from denoiser.utils.images import fit_image, load_image
+from denoiser.utils.images import fit_image
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 TABLE_EXTENSIONS = (".csv", ".parquet")
 IMAGE_COLUMNS = ("image", "image_path", "path", "file", "filename", "filepath")
 CAPTION_COLUMNS = ("caption", "text", "prompt")
-IMAGE_BATCH = 256  # images decoded per step of the image cache (and per progress update)
 
 
 # ================================================================================== reading captions
@@ -92,18 +97,13 @@ def _read_caption_lines(path: str) -> CaptionList:
 
 def _read_folder(folder: str) -> CaptionList:
     images, captions, missing = [], [], 0
-    for directory, subdirectories, files in os.walk(folder):
-        subdirectories.sort()  # a fixed order: the caches' rows follow it
-        for name in sorted(files):
-            stem, extension = os.path.splitext(name)
-            if extension.lower() not in IMAGE_EXTENSIONS:
-                continue
-            caption = _read_caption_file(os.path.join(directory, stem + ".txt"))
-            if caption:
-                images.append(os.path.join(directory, name))
-                captions.append(caption)
-            else:
-                missing += 1
+    for path in image_files(folder):  # a fixed order: the caches' rows follow it
+        caption = _read_caption_file(os.path.splitext(path)[0] + ".txt")
+        if caption:
+            images.append(path)
+            captions.append(caption)
+        else:
+            missing += 1
     if not images and not missing:
         raise DataError(f"{folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}); is it the right folder?")
     return CaptionList(folder, captions, images, missing)
@@ -167,15 +167,7 @@ def _pick_column(path: str, columns: list[str], names: tuple[str, ...], what: st
     raise DataError(f"{path} has no column of {what}: name one of {list(names)}; its columns are {columns}.")
 
 
-# ================================================================================== cache files
-def cache_path(source: str, name: str) -> str:
-    """Where a cache of `source` lives: inside a folder, or beside a file with the file's name in front."""
-    source = os.fspath(source)
-    if os.path.isdir(source):
-        return os.path.join(source, name + ".npy")
-    return os.path.splitext(source)[0] + "." + name + ".npy"
-
-
+# ================================================================================== caption embeddings
 def caption_embeddings(
     listing: CaptionList,
     encoder=DEFAULT_ENCODER,
@@ -188,49 +180,6 @@ def caption_embeddings(
     spec = encoder if isinstance(encoder, str) else encoder.spec
     path = out or cache_path(listing.source, "embeddings-" + encoder_slug(spec, tokens))
     return embed_captions(listing.captions, path, encoder, tokens=tokens, batch_size=batch_size, progress=progress)
-
-
-def fill_image_cache(
-    source, items, read_one, size: int, channels: int, key: dict, progress: bool = True
-) -> FilledArray:
-    """The images of `items` fitted to `size`, filled batch by batch into the uint8 image cache of `source`.
-
-    `items[start:stop]` are the sources of a batch of images (paths, encoded bytes, arrays). `read_one(item)`
-    gives one image fitted to (size, size, channels), or a str saying why it cannot be read: that row stays
-    zero and is listed in `skipped`. Images are read in a pool of threads, as decoding releases the GIL.
-    """
-    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-
-        def produce(start, stop):
-            rows, bad = np.zeros((stop - start, size, size, channels), np.uint8), []
-            for index, result in enumerate(pool.map(read_one, items[start:stop])):
-                if isinstance(result, str):
-                    bad.append((index, result))
-                else:
-                    rows[index] = result
-            return rows, bad
-
-        path = cache_path(source, f"images-{size}x{size}x{channels}")
-        shape = (len(items), size, size, channels)
-        return fill_array(path, shape, "uint8", key, produce, batch_size=IMAGE_BATCH, unit="image", progress=progress)
-
-
-def image_cache(listing: CaptionList, size: int, channels: int = 3, progress: bool = True) -> FilledArray:
-    """The listed images fitted to `size`, as a uint8 `.npy` cache; unreadable images are listed in `skipped`."""
-    root = listing.source if os.path.isdir(listing.source) else os.path.dirname(os.path.abspath(listing.source))
-    key = {
-        "images": fingerprint(os.path.relpath(path, root) for path in listing.images),
-        "size": size,
-        "channels": channels,
-    }
-
-    def read(image_path):
-        try:
-            return load_image(image_path, size, channels)
-        except Exception as error:  # PIL raises OSError, ValueError, SyntaxError... for damaged files
-            return f"{os.path.relpath(image_path, root)}: {short_reason(error)}"
-
-    return fill_image_cache(listing.source, listing.images, read, size, channels, key, progress)
 
 
 # ================================================================================== data sets
@@ -255,20 +204,14 @@ def load_captioned_dataset(
     print(listing.summary())
     if not len(listing):
         raise DataError(f"{listing.source} has no image with a caption; write one .txt caption beside each image.")
-    images = image_cache(listing, image_size, channels, progress)
+    images = image_file_cache(listing.source, listing.images, image_size, channels, progress)
     if embeddings:
         conditions = _embeddings_file(
             embeddings, len(listing), encoder, f"the {len(listing)} captions of {listing.source}"
         )
     else:
         conditions = caption_embeddings(listing, encoder, tokens=tokens, progress=progress).array
-    unreadable = {row for row, _ in images.skipped}
-    if unreadable:
-        examples = "; ".join(why for _, why in images.skipped[:3])
-        print(f"Skipped {len(unreadable)} unreadable image(s), e.g. {examples}")
-    rows = np.array([row for row in range(len(listing)) if row not in unreadable], dtype=np.int64)
-    if not len(rows):
-        raise DataError(f"None of the {len(listing)} images of {listing.source} could be read.")
+    rows = readable_rows(images, listing.source)
     return Dataset(images.array, conditions, captions=listing.captions, rows=rows).take(num_images)
 
 

@@ -60,6 +60,15 @@ class Dataset:
         captions = None if self.captions is None else self.captions[:count]
         return Dataset(self.images[:count], self.conditions[:count], self.class_names, captions)
 
+    def in_memory(self) -> "Dataset":
+        """The images in use and their conditions as arrays in memory, without the rows left out (for a judge to
+        train on, or test images to compare with)."""
+        if self.rows is None:
+            return self
+        rows = self.row_indices()
+        captions = None if self.captions is None else [self.captions[row] for row in rows]
+        return Dataset(np.asarray(self.images[rows]), np.asarray(self.conditions[rows]), self.class_names, captions)
+
     def example_rows(self, count: int) -> np.ndarray:
         """The indices of `count` images in use spread evenly over the data set (for sample grids)."""
         return self.row_indices()[evenly_spaced(count, len(self))]

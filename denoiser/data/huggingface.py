@@ -9,8 +9,8 @@ Three kinds of `data.path` are read through the `datasets` library:
 Each row has an image column (a `datasets.Image`, or encoded bytes) and a caption column (text),
 chosen by `data.image_column` / `data.caption_column`, or found when there is only one of a kind.
 The images are decoded and fitted once, batch by batch, into the same memory-mapped uint8 cache as
-captions.py makes (an interrupted fill continues), and the captions are embedded once, into its
-embeddings cache. The caches live in the local folder, or for a dataset from the Hub in
+captions.py and folders.py make (image_files.py; an interrupted fill continues), and the captions are
+embedded once, into its embeddings cache. The caches live in the local folder, or for a dataset from the Hub in
 ~/.cache/denoiser/huggingface/NAME-SPLIT (XDG_CACHE_HOME is honoured).
 """
 
@@ -24,9 +24,10 @@ import re
 import numpy as np
 
 from denoiser.data.cache import fingerprint
-from denoiser.data.captions import CaptionList, caption_embeddings, fill_image_cache
+from denoiser.data.captions import CaptionList, caption_embeddings
 from denoiser.data.dataset import DataError, Dataset
 from denoiser.data.encoders import DEFAULT_ENCODER
+from denoiser.data.image_files import fill_image_cache, readable_rows
 from denoiser.utils.images import fit_image, load_image
 
 PREFIX = "hf:"
@@ -97,7 +98,7 @@ def open_dataset(path: str):
         if split not in dataset:
             raise DataError(f"{name} has no split {split!r}; its splits are {list(dataset)}: use hf:{name}:SPLIT.")
         dataset = dataset[split]
-    if os.path.exists(name):  # our caches go in a local copy's folder, or beside its file (captions.cache_path)
+    if os.path.exists(name):  # our caches go in a local copy's folder, or beside its file (image_files.cache_path)
         return dataset, name
     cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return dataset, os.path.join(cache_home, "denoiser", "huggingface", re.sub(r"[^\w.-]+", "-", f"{name}-{split}"))
@@ -211,10 +212,7 @@ def load_huggingface_dataset(
     images = image_column_cache(dataset, image_column, folder, image_size, channels, key, progress)
     listing = CaptionList(folder, captions, None)
     conditions = caption_embeddings(listing, encoder, tokens=tokens, progress=progress).array
-    unreadable = {row for row, _ in images.skipped}
-    if unreadable:
-        print(f"Skipped {len(unreadable)} unreadable image(s), e.g. {images.skipped[0][1]}")
-    rows = np.array([row for row, text in enumerate(captions) if text and row not in unreadable], dtype=np.int64)
+    rows = np.array([row for row in readable_rows(images, path) if captions[row]], dtype=np.int64)
     if not len(rows):
         raise DataError(f"{path} has no readable image with a caption.")
     return Dataset(images.array, conditions, captions=captions, rows=rows).take(num_images)

@@ -1,6 +1,7 @@
 """Every data source by name: Fashion-MNIST, MNIST, CIFAR-10/100 (through `keras.datasets`), the
-built-in shapes, and captioned images from files (captions.py) or Hugging Face (huggingface.py), each as a
-`Dataset`; `dataset_for_config` is the one place that turns a run config's `data` section into one.
+built-in shapes, folders of images (folders.py), and captioned images from files (captions.py) or Hugging Face
+(huggingface.py), each as a `Dataset`; `dataset_for_config` is the one place that turns a run config's `data`
+section into one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import numpy as np
 from denoiser.data.captions import load_array_dataset, load_captioned_dataset
 from denoiser.data.dataset import DataError, Dataset
 from denoiser.data.encoders import DEFAULT_ENCODER
+from denoiser.data.folders import DATASET as IMAGE_FOLDERS
+from denoiser.data.folders import load_image_folder, read_image_folder
 from denoiser.data.huggingface import is_huggingface_source, load_huggingface_dataset
 from denoiser.data.shapes import CLASS_NAMES as SHAPES_CLASSES
 from denoiser.data.shapes import make_shapes
@@ -152,7 +155,7 @@ KERAS_DATASETS = {
     "cifar100": CIFAR100_CLASSES,
 }
 CAPTIONED_DATASETS = ("captions", "arrays")  # text-conditioned data from files: see captions.py
-DATASETS = (*KERAS_DATASETS, "shapes", *CAPTIONED_DATASETS)
+DATASETS = (*KERAS_DATASETS, "shapes", IMAGE_FOLDERS, *CAPTIONED_DATASETS)
 
 
 def load_dataset(name: str, split: str = "train", num_images: int | None = None, image_size: int = 24) -> Dataset:
@@ -165,6 +168,8 @@ def load_dataset(name: str, split: str = "train", num_images: int | None = None,
         seed = 0 if split == "train" else 1
         images, labels, _captions = make_shapes(count, image_size=image_size, seed=seed)
         return Dataset(images, labels.astype("int32"), tuple(SHAPES_CLASSES))
+    if name == IMAGE_FOLDERS:
+        raise DataError("The 'images' data set is a folder: use denoiser.load_image_folder, or train with data.path.")
     if name in CAPTIONED_DATASETS:
         raise DataError(
             f"The {name!r} data set is read from files: use denoiser.load_captioned_dataset, or train with "
@@ -186,8 +191,11 @@ def load_dataset(name: str, split: str = "train", num_images: int | None = None,
 
 
 def dataset_for_config(config) -> Dataset:
-    """The training data a run config names: a built-in data set, or captioned images from files or Hugging Face."""
+    """The training data a run config names: a built-in data set, a folder of images, or captioned images from
+    files or Hugging Face."""
     data, model = config.data, config.model
+    if data.dataset == IMAGE_FOLDERS:
+        return load_image_folder(data.path, model.image_size, model.channels, num_images=data.num_images)
     if data.dataset not in CAPTIONED_DATASETS:  # Keras's data sets and the shapes, by name
         dataset = load_dataset(data.dataset, num_images=data.num_images, image_size=model.image_size)
         return shrink_images(dataset, model.image_size)
@@ -242,6 +250,8 @@ def shrink_images(dataset: Dataset, size: int) -> Dataset:
 
 def class_names_for(config) -> tuple[str, ...]:
     """Class names of the run's data set, without loading the images."""
+    if config.data.dataset == IMAGE_FOLDERS and config.data.path and config.model.condition == "class":
+        return read_image_folder(config.data.path).class_names
     if config.data.dataset == "shapes":
         return tuple(SHAPES_CLASSES)
     return tuple(KERAS_DATASETS.get(config.data.dataset, ()))

@@ -2,7 +2,9 @@
 
 It is trained once per data set and image size on the training split and cached as a `.keras` file
 in Keras's cache, `KERAS_HOME/denoiser/classifiers/<dataset>-<size>-v<VERSION>.keras` (KERAS_HOME defaults
-to ~/.keras); later evaluations load it with `safe_mode=True`. Its last hidden layer, `features`, gives
+to ~/.keras); later evaluations load it with `safe_mode=True`. An image folder's is trained on the folder's
+training split and cached under a name of its own, `images-<fingerprint of the folder>-c<channels>`, so two
+folders (or a folder whose files changed) never share one. Its last hidden layer, `features`, gives
 the features that the Frechet distance compares.
 
     >>> classifier = load_classifier("fashion_mnist", image_size=28)      # trains on first use
@@ -102,17 +104,23 @@ def train_classifier(
     return model
 
 
-def load_classifier(dataset: str, image_size: int, path: str | None = None, progress: bool = False, **training):
-    """The cached classifier of a named data set, trained on its training split (and cached) if missing.
+def load_classifier(
+    dataset: str, image_size: int, path: str | None = None, progress: bool = False, data=None, **training
+):
+    """The cached classifier of a data set, trained on its training split (and cached) if missing.
 
-    `training` goes to `train_classifier` (e.g. epochs=1 or steps_per_epoch=5 for a quick one).
+    `dataset` names a built-in data set, whose training split is loaded here; with `data` (the training split as
+    a `Dataset`, e.g. an image folder's) it only names the cache file. `training` goes to `train_classifier`
+    (e.g. epochs=1 or steps_per_epoch=5 for a quick one).
     """
     import keras
 
     path = path or cache_path(dataset, image_size)
     if os.path.exists(path):
         return keras.saving.load_model(path, safe_mode=True)
-    data = load_dataset(dataset, "train", num_images=TRAINING_IMAGES.get(dataset), image_size=image_size)
+    if data is None:
+        data = load_dataset(dataset, "train", num_images=TRAINING_IMAGES.get(dataset), image_size=image_size)
+    data = data.in_memory()  # the readable images only, of a data set read from files
     if progress:
         print(
             f"Training a {dataset} classifier for evaluation on {len(data)} images (once, a few minutes on a CPU; "

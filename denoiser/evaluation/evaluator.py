@@ -7,7 +7,9 @@
 What is measured depends on the model:
   - class-conditional: the package's classifier (classifier.py) gives the conditional accuracy (share of
     samples classified as the class asked for) and the Frechet distance of its features between samples
-    and the test split; real training images score the same way beside them, as the floor;
+    and the test split; real training images score the same way beside them, as the floor. An image folder
+    (data/folders.py) has its own classifier, trained on its training split; its test split is its test/ or
+    val/ folder, and a folder without one is compared with its training images ("reference" says which);
   - text-conditioned (open_clip encoder): the CLIP score of samples against their captions, and of the real
     images as the reference;
   - every model: a memorization check, the nearest training images of a few samples in pixels (and in
@@ -30,7 +32,9 @@ import time
 import keras
 import numpy as np
 
-from denoiser.data.sources import dataset_for_config, load_dataset
+from denoiser.data.dataset import Dataset
+from denoiser.data.folders import TEST_SPLITS, load_image_folder, read_image_folder, split_folder
+from denoiser.data.sources import CAPTIONED_DATASETS, IMAGE_FOLDERS, dataset_for_config, load_dataset
 from denoiser.evaluation import metrics
 from denoiser.evaluation.classifier import classifier_features, load_classifier, predict_classes
 from denoiser.evaluation.metrics import MetricError
@@ -51,17 +55,34 @@ class Evaluation:
         self.config, self.progress = config, progress
         self.train = dataset_for_config(config)
         self.class_conditional = config.model.condition == "class" and self.train.is_class_conditional
-        name, size = config.data.dataset, config.model.image_size
-        self.test = None
-        if name not in ("captions", "arrays"):
-            self.test = load_dataset(name, "test", num_images=REFERENCE_IMAGES.get(name), image_size=size)
+        self.test = held_out_split(config)
+        self.reference, self.reference_name = self.reference_images()
+        if progress and self.reference is not None:
+            print(f"Comparing samples with {self.reference_name}.")
         self.classifier = classifier
         if self.class_conditional and classifier is None:
-            self.classifier = load_classifier(name, size, progress=progress)
+            self.classifier = judge(config, self.train, progress)
         self.inception = metrics.load_inception() if inception else None
-        if self.inception is not None and self.test is None:
+        if self.inception is not None and self.reference is None:
+            name = config.data.dataset
             raise MetricError(f"FID needs a test split; the {name!r} data set has none. Leave out `inception`.")
         self._test_features = self._inception_test = self._train_features = None
+
+    def reference_images(self) -> tuple[Dataset | None, str]:
+        """The real images that samples are compared with (classifier FD, FID) and what they are: the test split;
+        for an image folder without one, its training images; None for captioned data."""
+        data = self.config.data
+        if self.test is not None and data.dataset == IMAGE_FOLDERS:
+            return self.test, f"{split_folder(data.path, 'test')}, {len(self.test)} images"
+        if self.test is not None:
+            return self.test, f"{data.dataset} test split, {len(self.test)} images"
+        if data.dataset == IMAGE_FOLDERS:
+            held_out = " or ".join(f"{name}/" for name in TEST_SPLITS)
+            return self.train, (
+                f"the training images of {data.path}, {len(self.train)} images (it has no {held_out} split beside "
+                f"a train/ folder)"
+            )
+        return None, ""
 
     # ----------------------------------------------------------------------------- samples
     def conditions(self, num: int, kind: str):
@@ -152,7 +173,7 @@ class Evaluation:
         accuracy = metrics.conditional_accuracy(predict_classes(self.classifier, samples), requested)
         names = self.train.class_names
         if self._test_features is None:
-            self._test_features = classifier_features(self.classifier, self.test.images)
+            self._test_features = classifier_features(self.classifier, self.reference.in_memory().images)
         sample_features = classifier_features(self.classifier, samples)
         return {
             "conditional_accuracy": accuracy["accuracy"],
@@ -160,6 +181,7 @@ class Evaluation:
             "per_class_accuracy": {
                 names[c - 1] if c <= len(names) else str(c): value for c, value in accuracy["per_class"].items()
             },
+            "reference": self.reference_name,
             "classifier_fd": metrics.frechet_distance(sample_features, self._test_features),
             "classifier_fd_real": metrics.frechet_distance(
                 classifier_features(self.classifier, real), self._test_features
@@ -168,14 +190,15 @@ class Evaluation:
 
     def inception_scores(self, samples) -> dict:
         if self._inception_test is None:
-            self._inception_test = metrics.inception_features(self.test.images, self.inception, progress=self.progress)
+            reference = self.reference.in_memory().images
+            self._inception_test = metrics.inception_features(reference, self.inception, progress=self.progress)
         features = metrics.inception_features(samples, self.inception, progress=self.progress)
         kid, kid_std = metrics.kernel_distance(features, self._inception_test)
         return {
             "fid": metrics.frechet_distance(features, self._inception_test),
             "kid": kid,
             "kid_std": kid_std,
-            "inception_reference": f"{self.config.data.dataset} test split, {len(self.test)} images",
+            "inception_reference": self.reference_name,
         }
 
     def memorization(self, samples, count: int, picture: str | None) -> dict:
@@ -218,6 +241,27 @@ class Evaluation:
         return result
 
 
+def held_out_split(config) -> Dataset | None:
+    """A run's held-out images: its data set's test split, an image folder's test/ (or val/) folder, or None
+    (captioned data, a folder without such a split)."""
+    name, model = config.data.dataset, config.model
+    if name in CAPTIONED_DATASETS or (name == IMAGE_FOLDERS and split_folder(config.data.path, "test") is None):
+        return None
+    if name == IMAGE_FOLDERS:
+        return load_image_folder(config.data.path, model.image_size, model.channels, split="test").in_memory()
+    return load_dataset(name, "test", num_images=REFERENCE_IMAGES.get(name), image_size=model.image_size)
+
+
+def judge(config, train: Dataset, progress: bool = False):
+    """The classifier that judges a class-conditional run (classifier.py): the package's for a built-in data set;
+    for an image folder one trained on `train`, its training split, and cached under the folder's fingerprint."""
+    name, size = config.data.dataset, config.model.image_size
+    if name != IMAGE_FOLDERS:
+        return load_classifier(name, size, progress=progress)
+    cache_name = f"images-{read_image_folder(config.data.path).fingerprint()}-c{config.model.channels}"
+    return load_classifier(cache_name, size, progress=progress, data=train)
+
+
 def bicubic_upsample(images: np.ndarray, size: int) -> np.ndarray:
     """Bicubic upsampling to size x size, clipped to [-1, 1] (the bicubic kernel overshoots at sharp edges)."""
     return np.clip(keras.ops.convert_to_numpy(keras.ops.image.resize(images, (size, size), "bicubic")), -1, 1)
@@ -248,6 +292,8 @@ def summary_lines(results: dict) -> list[str]:
             f"classifier FD         {results['classifier_fd']:.3f}"
             f"   (real training images vs test, the floor: {results['classifier_fd_real']:.3f})"
         )
+        if "reference" in results:
+            lines.append(f"compared with         {results['reference']}")
     if upscaling:
         line = f"pixel error vs originals {upscaling['mean_abs_error']:.1f}/255   (bicubic: "
         line += f"{upscaling['bicubic_mean_abs_error']:.1f}"
