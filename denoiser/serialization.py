@@ -7,6 +7,7 @@ the network. `load_sampler(path)` is the one way from a checkpoint or run direct
 
     >>> sampler = load_sampler("runs/fashion_mnist")                 # the run's own sampling settings
     >>> sampler = load_sampler("model.keras", steps=10, solver="dpmpp_2m")
+    >>> sampler = load_sampler("pretrained:fashion_mnist_fast")    # a model shipped with the package (hub.py)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import keras
 # files load.
 import denoiser.layers  # noqa: F401
 from denoiser.data.sources import class_names_for
+from denoiser.hub import model_path
 from denoiser.model import DenoiserUNet
 from denoiser.optimizer import copy_ema_weights
 from denoiser.rundir import RunDirectory, model_run_info
@@ -58,7 +60,9 @@ def load_model(path: str | os.PathLike, compile: bool = False, ema: bool = False
 
 
 def find_checkpoint(path: str | os.PathLike) -> tuple[str, RunDirectory | None]:
-    """The checkpoint file that `path` (a `.keras` file or a run directory) names, and its run directory."""
+    """The checkpoint file that `path` (a `.keras` file, a run directory, `pretrained:NAME` or `hf://USER/NAME`,
+    see hub.py) names, and its run directory."""
+    path = model_path(path)
     checkpoint, run = RunDirectory.around(path)
     if os.path.isdir(os.fspath(path)) and not os.path.exists(checkpoint):
         raise CheckpointError(f"{path} has no checkpoints/latest.keras; has a training epoch finished there yet?")

@@ -4,7 +4,8 @@ Every command is a `Command` (command.py) that keeps its help texts, its options
 runs together, in one module per family of commands: train.py, settings.py (config, and the settings
 listed in train --help), sampling.py (sample, interpolate),
 upscale.py (a picture through a super-resolution stage),
-editing.py (inpaint, img2img), evaluate.py, data.py (embed, data download, download), web.py (export, web) and
+editing.py (inpaint, img2img), evaluate.py, data.py (embed, data download, download), web.py (export, web),
+share.py (push) and
 shapes.py (pictures of the built-in data set).
 Options that several commands share (--checkpoint, --steps, --guidance, --seed, --solver...) are
 declared once, in options.py. This module builds the parser from the list of commands and runs one.
@@ -20,7 +21,7 @@ import argparse
 import re
 import sys
 
-from denoiser.cli import data, editing, evaluate, sampling, settings, shapes, train, upscale, web
+from denoiser.cli import data, editing, evaluate, sampling, settings, shapes, share, train, upscale, web
 from denoiser.cli.command import Command
 from denoiser.rundir import TrainingError
 from denoiser.serialization import CheckpointError
@@ -39,6 +40,7 @@ COMMANDS: tuple[Command, ...] = (
     data.DATA,
     web.EXPORT,
     web.WEB,
+    share.PUSH,
     shapes.SHAPES,
 )
 

@@ -24,7 +24,7 @@ blends the new part in better at R times the network calls.
 
 examples:
   denoiser inpaint --checkpoint runs/shapes --image shape.png --mask-box 6,6,18,18 --out filled.png
-  denoiser inpaint --checkpoint runs/fmnist --image shoe.png --mask hole.png --label Sneaker --resample 4 --out shoes.png
+  denoiser inpaint --checkpoint pretrained:fashion_mnist_fast --image shoe.png --mask hole.png --label Sneaker --resample 4 --out shoes.png
   denoiser inpaint --checkpoint runs/shapes --image shape.png --grow 8 --side left --label 0 --out wider.png"""  # noqa: E501
 
 IMG2IMG_EPILOG = """The image is noised to level --strength (0 keeps it, near 1 is a fresh sample) and denoised

@@ -11,11 +11,12 @@ from denoiser.cascade import recording_across_stages
 from denoiser.cli import options
 from denoiser.cli.command import Command
 from denoiser.generation import generate, interpolate, load_cascade
-from denoiser.utils.plotting import save_grid, to_uint8, wrap_label
+from denoiser.utils.plotting import save_grid, save_image, to_uint8, wrap_label
 
 SAMPLE_EPILOG = """examples:
   denoiser sample --checkpoint runs/shapes --out samples.png
   denoiser sample --checkpoint runs/fmnist --label Dress --label 8 --num 16 --guidance 3 --out dresses.png --npz dresses.npz
+  denoiser sample --checkpoint pretrained:fashion_mnist_fast --label Sneaker --num 1 --out shoe.png   # one 28x28 image
   denoiser sample --checkpoint runs/shapes --solver dpmpp_2m --steps 10 --out fast.png --gif process.gif
   denoiser sample --checkpoint runs/fmnist14 --upscale runs/fmnist_sr --label Dress --out dresses28.png"""  # noqa: E501
 
@@ -64,7 +65,10 @@ def run_sample(args: argparse.Namespace) -> None:
     )
     if args.prompt:
         names = [wrap_label(prompt) or "(no prompt)" for prompt in names]
-    save_grid(images, args.out, rows=len(names), row_labels=names if labels.any() or args.prompt else None)
+    if len(images) == 1:  # one image is written as itself, at its size: a picture for inpaint or img2img
+        save_image(images[0], args.out)
+    else:
+        save_grid(images, args.out, rows=len(names), row_labels=names if labels.any() or args.prompt else None)
     print(f"Wrote {args.out}")
     if args.npz:
         np.savez_compressed(args.npz, images=to_uint8(images), labels=labels)

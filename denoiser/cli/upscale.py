@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from PIL import Image
-
 from denoiser.cascade import upscale
 from denoiser.cli import options
 from denoiser.cli.command import Command
 from denoiser.conditions import label_ids, prompt_conditions
 from denoiser.serialization import load_sampler
-from denoiser.utils.images import image_size, load_image, size_text, to_uint8
+from denoiser.utils.images import image_size, load_image, size_text
+from denoiser.utils.plotting import save_image
 
 UPSCALE_EPILOG = """examples:
   denoiser upscale --checkpoint runs/fmnist_sr --image small.png --out large.png
@@ -45,8 +44,8 @@ def run_upscale(args: argparse.Namespace) -> None:
         condition = prompt_conditions([args.prompt], sampler, args.encoder)
     elif args.label is not None:
         condition = label_ids([args.label], sampler)[0]
-    image = to_uint8(upscale(sampler, low, condition, args.seed, progress=True))[0]
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(args.out)
+    image = upscale(sampler, low, condition, args.seed, progress=True)[0]
+    save_image(image, args.out)
     print(f"Wrote {args.out} ({size_text(image.shape)})")
 
 

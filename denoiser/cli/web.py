@@ -66,7 +66,9 @@ def run_export(args: argparse.Namespace) -> None:
 
 
 def add_web_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="DIR", help="a folder written by `denoiser export`")
+    parser.add_argument(
+        "--model", required=True, metavar="DIR", help="a folder written by `denoiser export`, or pretrained:NAME"
+    )
     parser.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
     parser.add_argument(
         "--host", default="127.0.0.1", help="(default: %(default)s; 0.0.0.0 to reach it from elsewhere)"

@@ -5,6 +5,7 @@ file server works as well (see README). `denoiser web --model DIR` is a shortcut
 page at `/` and the export folder at `/model/`:
 
     >>> server = make_server("web/models/shapes", port=8000)    # then open page_url(server)
+    >>> server = make_server("pretrained:shapes")               # a model shipped with the package, exported
     >>> server.serve_forever()
 
 Only regular files inside those two folders are served: a path whose real path leaves them (through
@@ -20,6 +21,8 @@ import os
 import posixpath
 import urllib.parse
 from http import HTTPStatus
+
+from denoiser.hub import web_model_path
 
 MODEL_PREFIX = "/model/"
 
@@ -95,8 +98,9 @@ class PageHandler(http.server.SimpleHTTPRequestHandler):
 def make_server(
     model_dir, port: int = 8000, host: str = "127.0.0.1", web_dir: str | None = None, verbose: bool = False
 ) -> http.server.ThreadingHTTPServer:
-    """An HTTP server for the page and the export folder `model_dir` (port 0 picks a free port)."""
-    model_dir = os.path.abspath(model_dir)
+    """An HTTP server for the page and the export folder `model_dir`, or a model name such as `pretrained:shapes`
+    (hub.py), on `port` (0 picks a free port)."""
+    model_dir = os.path.abspath(web_model_path(model_dir))
     if not os.path.isfile(os.path.join(model_dir, "denoiser.json")):
         raise FileNotFoundError(
             f"{model_dir} has no denoiser.json; export a model there first: "

@@ -71,6 +71,15 @@ def save_grid(images, path, rows: int, row_labels=None, title: str | None = None
         figure.savefig(temporary, dpi=dpi, format="png")
 
 
+def save_image(image, path) -> None:
+    """Save one image in [-1, 1] (H, W, C) as a PNG at its own size, pixel for pixel, written atomically."""
+    from PIL import Image
+
+    pixels = to_uint8(np.asarray(image))
+    with atomic_path(path, suffix=".png") as temporary:
+        Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(temporary, format="png")
+
+
 class ProcessRecorder:
     """Records the prediction x0_hat after every sampler step: pass it as the `callback`.
 
