@@ -22,13 +22,9 @@ import denoiser.layers  # noqa: F401
 from denoiser.data.sources import class_names_for
 from denoiser.model import DenoiserUNet
 from denoiser.optimizer import copy_ema_weights
-from denoiser.rundir import RunDirectory, model_run_info
+from denoiser.rundir import CheckpointError, RunDirectory, model_run_info
 from denoiser.sampler import Sampler
 from denoiser.utils.errors import short_reason
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, truncated or not a denoiser model."""
 
 
 def load_model(path: str | os.PathLike, compile: bool = False, ema: bool = False) -> keras.Model:
