@@ -6,8 +6,8 @@
 
 Each command runs `--runs` times as `python -m denoiser.cli ...` from this checkout (a new interpreter every
 time, as a user's shell starts one); the figure is the median wall time. For scale, the same is timed for
-`python -c "import tensorflow"`, which every `--help` paid before the command line imported TensorFlow only
-for the command it runs, and for `python -c pass`, the interpreter's own start.
+`python -c "import tensorflow"`, which every `--help` paid while the package imported everything at once, and
+for `python -c pass`, the interpreter's own start.
 """
 
 from __future__ import annotations
