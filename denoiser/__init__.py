@@ -1,100 +1,64 @@
 """denoiser: train small text-to-image diffusion models with Keras 3, and understand every line.
 
-The public API, by the module that holds it (README, "How the code is organised", has the map):
+The public API is the table `PUBLIC` below: each name by the module that holds it (README, "How the code is
+organised", has the map). The names are imported on first use, `denoiser.train(...)` or
+`from denoiser import train`: a module-level `__getattr__` (PEP 562) imports the name's module when the name
+is first asked for. So `import denoiser` loads nothing heavy, `denoiser --help` answers at once, and
+TensorFlow starts only when a name that needs it is used.
 
-    ModelConfig, RunConfig, ConfigError   configuration (config.py); resolve_config: presets (presets.py)
-    build_unet                            the denoising U-Net (model.py, from the layers of layers.py)
-    add_noise, training_noise_levels,
-    sampling_noise_levels                 the noise schedule (schedule.py)
-    Sampler, dynamic_threshold, SOLVERS   the sampler with guidance, and its solvers (sampler.py, solvers.py)
-    Cascade, upscale                      a base model plus super-resolution stages (cascade.py)
-    load_model, load_sampler              a checkpoint, and a sampler from one (serialization.py)
-    generate, interpolate, slerp,
-    load_cascade                          sampling with a sampler, a cascade or a checkpoint (generation.py)
-    inpaint, outpaint, image_to_image     editing images with a sampler (editing.py)
-    train                                 training runs into a run directory (training.py)
-    Dataset, load_dataset                 training data (data/dataset.py, data/sources.py)
-    load_image_folder                     a folder of class folders or of images (data/folders.py)
-    read_captions, load_captioned_dataset,
-    load_array_dataset                    captioned image data sets (data/captions.py)
-    DEFAULT_ENCODER, load_encoder,
-    encode_texts, embed_captions          text encoders and the embedding cache (data/encoders.py)
-    evaluate                              sample-quality metrics of a checkpoint (evaluation/report.py)
-    ProcessRecorder                       a sampler callback that saves a strip or GIF (utils/plotting.py)
-    download_file                         Google Drive downloads with gdown (utils/download.py)
-    export_onnx                           ONNX export for the web page (deploy/onnx.py)
-
-Importing the package registers its Keras layers and optimizer, so plain
-`keras.saving.load_model(path, safe_mode=True)` loads a denoiser checkpoint too.
+Loading a model registers the package's Keras layers and optimizer (serialization.py imports them): after
+`import denoiser.serialization`, or a first use of `denoiser.load_model`, `load_sampler`, `generate`...,
+plain `keras.saving.load_model(path, safe_mode=True)` loads a denoiser checkpoint too.
 """
 
-# ruff: noqa: E402  (the log level below must be set before the modules import TensorFlow)
-import os
+import importlib
 
-# TensorFlow's C++ log: level 3 keeps lines such as "failed call to cuInit ... (303)", logged as an error on
-# every machine without a GPU, off the terminal; Python errors are unaffected. A TF_CPP_MIN_LOG_LEVEL you set
-# (0 shows everything) wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from denoiser.utils.quiet import quiet_tensorflow_settings, start_up_lines_hidden
 
-from denoiser.cascade import Cascade, upscale
-from denoiser.config import ConfigError, ModelConfig, RunConfig
-from denoiser.data.captions import load_array_dataset, load_captioned_dataset, read_captions
-from denoiser.data.dataset import Dataset
-from denoiser.data.encoders import DEFAULT_ENCODER, embed_captions, encode_texts, load_encoder
-from denoiser.data.folders import load_image_folder
-from denoiser.data.sources import load_dataset
-from denoiser.deploy.onnx import export_onnx
-from denoiser.editing import image_to_image, inpaint, outpaint
-from denoiser.evaluation.report import evaluate
-from denoiser.generation import generate, interpolate, load_cascade, slerp
-from denoiser.model import build_unet
-from denoiser.presets import resolve_config
-from denoiser.sampler import Sampler, dynamic_threshold
-from denoiser.schedule import add_noise, sampling_noise_levels, training_noise_levels
-from denoiser.serialization import load_model, load_sampler
-from denoiser.solvers import SOLVERS
-from denoiser.training import train
-from denoiser.utils.download import download_file
-from denoiser.utils.plotting import ProcessRecorder
+# Before any module imports TensorFlow: its log level (a TF_CPP_MIN_LOG_LEVEL you set wins).
+quiet_tensorflow_settings()
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DEFAULT_ENCODER",
-    "SOLVERS",
-    "Cascade",
-    "ConfigError",
-    "Dataset",
-    "ModelConfig",
-    "ProcessRecorder",
-    "RunConfig",
-    "Sampler",
-    "add_noise",
-    "build_unet",
-    "download_file",
-    "dynamic_threshold",
-    "embed_captions",
-    "encode_texts",
-    "evaluate",
-    "export_onnx",
-    "generate",
-    "image_to_image",
-    "inpaint",
-    "interpolate",
-    "load_array_dataset",
-    "load_captioned_dataset",
-    "load_cascade",
-    "load_dataset",
-    "load_encoder",
-    "load_image_folder",
-    "load_model",
-    "load_sampler",
-    "outpaint",
-    "read_captions",
-    "resolve_config",
-    "sampling_noise_levels",
-    "slerp",
-    "train",
-    "training_noise_levels",
-    "upscale",
-]
+PUBLIC = {
+    "denoiser.config": ("ModelConfig", "RunConfig", "ConfigError"),  # the settings of a run
+    "denoiser.config_rules": ("DEFAULT_ENCODER",),  # the text encoder's name, unless told otherwise
+    "denoiser.presets": ("resolve_config",),  # named configurations
+    "denoiser.model": ("build_unet",),  # the denoising U-Net (from the layers of layers.py)
+    "denoiser.schedule": ("add_noise", "training_noise_levels", "sampling_noise_levels"),  # the noise schedule
+    "denoiser.sampler": ("Sampler", "dynamic_threshold"),  # the sampler with guidance
+    "denoiser.solvers": ("SOLVERS",),  # its step rules
+    "denoiser.cascade": ("Cascade", "upscale"),  # a base model plus super-resolution stages
+    "denoiser.serialization": ("load_model", "load_sampler"),  # a checkpoint, and a sampler from one
+    "denoiser.sharing": ("share",),  # a run as a model folder, on disk or on the Hugging Face Hub
+    # sampling with a sampler, a cascade or a checkpoint
+    "denoiser.generation": ("generate", "interpolate", "slerp", "load_cascade"),
+    "denoiser.editing": ("inpaint", "outpaint", "image_to_image"),  # editing images with a sampler
+    "denoiser.training": ("train",),  # training runs into a run directory
+    "denoiser.data.dataset": ("Dataset",),  # training data ...
+    "denoiser.data.sources": ("load_dataset",),  # ... by name
+    "denoiser.data.folders": ("load_image_folder",),  # a folder of class folders or of images
+    "denoiser.data.captions": ("read_captions", "load_captioned_dataset", "load_array_dataset"),  # captioned images
+    "denoiser.data.encoders": ("load_encoder", "encode_texts", "embed_captions"),  # text encoders, embedding caches
+    "denoiser.evaluation.report": ("evaluate",),  # sample-quality metrics of a checkpoint
+    "denoiser.utils.plotting": ("ProcessRecorder",),  # a sampler callback that saves a strip or GIF
+    "denoiser.utils.download": ("download_file",),  # Google Drive downloads with gdown
+    "denoiser.deploy.onnx": ("export_onnx",),  # ONNX export for the web page
+}
+HOMES = {name: module for module, names in PUBLIC.items() for name in names}
+
+__all__ = sorted(HOMES)
+
+
+def __getattr__(name: str):
+    """A public name, from its module, imported now (hiding TensorFlow's start-up lines) and kept for next time."""
+    if name not in HOMES:
+        raise AttributeError(f"module 'denoiser' has no attribute {name!r}")
+    with start_up_lines_hidden():
+        module = importlib.import_module(HOMES[name])
+    value = globals()[name] = getattr(module, name)
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *HOMES})

@@ -1,11 +1,12 @@
 """What the trainer does during and after every epoch, as Keras callbacks, and every per-epoch picture.
 
-During the epoch: stop at the first non-finite loss (NonFiniteLossGuard) and save a resumable
-state every `train.backup_every` steps (BackupCallback). After it: commit the epoch (EpochCommitCallback:
-checkpoint, then log row), draw its sample grid (SampleGridCallback: one row per class or caption, or for
-a super-resolution stage real images made small beside its upscaling) and, every `train.evaluate_every`
-epochs, score its samples (EvaluationCallback). Nothing with non-finite weights is ever saved. Every
-callback counts steps from the start of the run (`start_step` on resume).
+During the epoch: stop at the first non-finite loss (NonFiniteLossGuard), save a resumable state every
+`train.backup_every` steps (BackupCallback) and, where the output is no terminal, print a plain line every
+`train.log_every` steps and one per epoch instead of Keras's bar (PlainProgressLog). After it: commit the
+epoch (EpochCommitCallback: checkpoint, then log row), draw its sample grid (SampleGridCallback: one row per
+class or caption, or for a super-resolution stage real images made small beside its upscaling) and, every
+`train.evaluate_every` epochs, score its samples (EvaluationCallback). Nothing with non-finite weights is
+ever saved. Every callback counts steps from the start of the run (`start_step` on resume).
 
 The pictures and scores use the averaged weights through an ordinary `Sampler` (`averaged_weights_sampler`):
 training uses the sampling side exactly as a user does.
@@ -103,6 +104,44 @@ class BackupCallback(keras.callbacks.Callback):
             add_archive_entry(temporary, EPOCH_SO_FAR_ENTRY, self.epoch.so_far())
         for old in self.run.backup_steps()[:-2]:
             os.remove(self.run.backup(old))
+
+
+class PlainProgressLog(keras.callbacks.Callback):
+    """Training's progress as plain lines, for output to a file or a pipe, where Keras's bar would be one endless
+    line of control codes: every `every` steps and after every epoch, counted from the start of the run.
+
+        epoch 2/6, step 100/375: loss 0.0871, 41 s
+        epoch 2/6: loss 0.0843 over 375 steps, 152 s
+
+    The epoch's loss and time are what `epoch` (the EpochCommitCallback) measured, so a resumed epoch counts
+    the steps before the resume too, as log.csv does.
+    """
+
+    def __init__(self, epoch: EpochCommitCallback, epochs: int, every: int, start_step: int = 0):
+        super().__init__()
+        self.epoch, self.epochs, self.every = epoch, epochs, every
+        self.steps_per_epoch = epoch.steps_per_epoch
+        self.step = start_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step % self.every or self.step % self.steps_per_epoch == 0:
+            return  # the epoch's last step gets the epoch's line
+        so_far = self.epoch.so_far()
+        epoch, step = divmod(self.step, self.steps_per_epoch)
+        print(
+            f"epoch {epoch + 1}/{self.epochs}, step {step}/{self.steps_per_epoch}: "
+            f"loss {so_far['loss_sum'] / so_far['steps']:.4f}, {so_far['seconds']:.0f} s",
+            flush=True,
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        so_far = self.epoch.so_far()
+        print(
+            f"epoch {epoch + 1}/{self.epochs}: loss {so_far['loss_sum'] / max(so_far['steps'], 1):.4f} "
+            f"over {so_far['steps']} steps, {so_far['seconds']:.0f} s",
+            flush=True,
+        )
 
 
 class EpochCommitCallback(keras.callbacks.Callback):

@@ -205,7 +205,7 @@ class TrainConfig(Section):
     """How long and how fast to train."""
 
     SECTION: ClassVar[str] = "train"
-    ADDED: ClassVar[dict[str, Any]] = {"warmup_fraction": None, "lr_decay": "none"}
+    ADDED: ClassVar[dict[str, Any]] = {"warmup_fraction": None, "lr_decay": "none", "log_every": 100}
 
     epochs: PositiveInt = 10  # train until this many epochs are finished (--epochs)
     batch_size: PositiveInt = 64  # images per step
@@ -222,6 +222,8 @@ class TrainConfig(Section):
     seed: int = 0  # the weights, the data order and the noise of every step (data/pipeline.py)
     evaluate_every: NonNegativeInt = 0  # score samples every N epochs into RUN/evaluation/; 0 = off
     evaluate_num: PositiveInt = 200  # samples per evaluation
+    # output to a file or pipe (not a terminal, which gets a progress bar): a plain line every N steps, one an epoch
+    log_every: PositiveInt = 100
 
 
 @dataclass

@@ -42,6 +42,9 @@ EvenPositiveInt = Annotated[
 ]
 
 ENCODER_FAMILIES = ("open_clip", "sentence_transformers", "transformers")  # as data/encoders.py loads them
+# The encoder the text presets and `denoiser embed` use unless told otherwise: CLIP ViT-B-32 with open_clip's
+# LAION-2B weights.
+DEFAULT_ENCODER = "open_clip/ViT-B-32/laion2b_s34b_b79k"
 
 
 def looks_like_an_encoder(spec: str) -> bool:
@@ -60,7 +63,7 @@ def looks_like_an_encoder(spec: str) -> bool:
 EncoderName = Annotated[
     str,
     Rule(
-        "open_clip/MODEL/PRETRAINED (e.g. open_clip/ViT-B-32/laion2b_s34b_b79k), "
+        f"open_clip/MODEL/PRETRAINED (e.g. {DEFAULT_ENCODER}), "
         "sentence_transformers/NAME_OR_PATH or transformers/NAME_OR_PATH",
         looks_like_an_encoder,
     ),

@@ -24,12 +24,12 @@ Masks mark what to generate: 1 (white in a mask file) = generate, 0 (black) = ke
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 
 from denoiser.sampler import Sampler
 from denoiser.schedule import add_noise, renoise
 from denoiser.solvers import make_solver
+from denoiser.utils.progress import Progress
 
 SIDES = ("left", "right", "top", "bottom")
 
@@ -67,7 +67,7 @@ def inpaint(
     solver = make_solver(sampler.solver, levels)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(images.shape).astype("float32")  # the same start as sampler.sample(seed=seed)
-    progbar = keras.utils.Progbar(len(path) - 1, unit_name="move") if progress else None
+    progbar = Progress("repainting", len(path) - 1, unit="move") if progress else None
     for move, (index, target) in enumerate(zip(path, path[1:])):
         noise = rng.standard_normal(images.shape).astype("float32")
         if target < index:  # a RePaint jump back up to a noisier level

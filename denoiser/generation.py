@@ -5,6 +5,7 @@
     >>> images, ids, prompts = generate("runs/laion64", prompts=["a red dress"], num_per_label=4)
     >>> images, labels, names = generate(load_cascade("runs/fmnist14", ["runs/fmnist_sr"]), labels=["Dress"])
     >>> strip = interpolate("runs/laion64", from_prompt="a red dress", to_prompt="a blue car", frames=8)
+    >>> strip = interpolate("runs/fashion_mnist", from_label="Sneaker", to_label="Ankle boot", frames=8)
 
 A `Sampler` and a `Cascade` are sampled alike (`.sample()`); the conditions come from what the base model
 takes (conditions.py). A text-conditioned model embeds its prompts with the encoder its run recorded.
@@ -95,12 +96,41 @@ def slerp(a, b, t: float) -> np.ndarray:
     return ((np.sin((1 - t) * angle) * a + np.sin(t * angle) * b) / np.sin(angle)).astype("float32")
 
 
+# What a class or text model walks between (two classes, two prompts: the ends' names), and the condition that a
+# walk between two seeds' noises keeps fixed. An unconditional model walks between seeds only.
+WALKS = {
+    "class": ("classes", "from_label", "to_label", "label"),
+    "vector": ("prompts", "from_prompt", "to_prompt", "prompt"),
+    "sequence": ("prompts", "from_prompt", "to_prompt", "prompt"),
+}
+KINDS = {"class": "conditioned on class labels", "vector": "conditioned on text", "sequence": "conditioned on text"}
+
+
+def check_walk(kind: str, given: set[str], seeds) -> None:
+    """Raise ValueError unless `given` (the names of the arguments given) and `seeds` make one walk that this kind
+    of model offers; the message names only the arguments that fit the model."""
+    if kind in WALKS:
+        what, start, end, fixed = WALKS[kind]
+        fits = (given == {start, end} and seeds is None) or (given <= {fixed} and seeds is not None)
+        offered = f"between two {what} (`{start}`, `{end}`) or two seeds (`seeds`, with `{fixed}`)"
+    else:
+        fits = not given and seeds is not None
+        offered = "between two seeds (`seeds`)"
+    if not fits:
+        raise ValueError(f"This model is {KINDS.get(kind, 'unconditional')}; interpolate moves {offered}.")
+    if seeds is not None and len(seeds) != 2:
+        raise ValueError(f"Give two seeds to move between, got {list(seeds)}.")
+
+
 def interpolate(
     source,
     *,
     from_prompt: str | None = None,
     to_prompt: str | None = None,
     prompt: str | None = None,
+    from_label=None,
+    to_label=None,
+    label=None,
     seeds: tuple[int, int] | None = None,
     frames: int = 8,
     seed: int = 0,
@@ -108,38 +138,48 @@ def interpolate(
     progress: bool = False,
     **settings,
 ) -> np.ndarray:
-    """A strip of `frames` images (frames, H, W, C) in [-1, 1] that moves between two prompts or two noises.
+    """A strip of `frames` images (frames, H, W, C) in [-1, 1] that moves between two conditions or two noises.
 
     source: a `Sampler`, or a checkpoint / run directory (loaded with `settings`, e.g. steps=10).
-    from_prompt, to_prompt: the condition moves from one prompt's embedding to the other's (slerp);
-        the starting noise (from `seed`) is the same for every frame, so only the prompt changes.
-    prompt, seeds=(a, b): the noise moves from seed a's to seed b's (slerp); the prompt stays fixed.
+    from_prompt, to_prompt (a text model) or from_label, to_label (a class model, ids or names): the condition
+        moves from one end's embedding to the other's (slerp; for classes, the rows of the model's learned class
+        embedding); the starting noise (from `seed`) is the same for every frame, so only the condition changes.
+    seeds=(a, b) with `prompt` or `label` (or neither: no condition): the noise moves from seed a's to seed b's
+        (slerp); the condition stays fixed.
     """
     if frames < 2:
         raise ValueError(f"An interpolation needs at least 2 frames, got {frames}.")
-    between_prompts = from_prompt is not None or to_prompt is not None
-    if between_prompts == (seeds is not None) or (between_prompts and prompt is not None):
-        raise ValueError(
-            "Give two prompts to move between (`from_prompt`, `to_prompt`), or two seeds (`seeds`) and one `prompt`."
-        )
-    if between_prompts and (from_prompt is None or to_prompt is None):
-        raise ValueError("Moving between prompts needs both `from_prompt` and `to_prompt`.")
-    if seeds is not None and len(seeds) != 2:
-        raise ValueError(f"Give two seeds to move between, got {list(seeds)}.")
     sampler = as_sampler(source, settings)
-    condition = sampler.model_config.condition
-    if condition not in ("vector", "sequence"):  # walking between classes is not offered (yet)
-        raise ValueError(
-            "interpolate moves between the prompts or seeds of a text-conditioned model; this one is conditioned "
-            f"on {'class labels' if condition == 'class' else 'nothing'}."
-        )
+    kind = sampler.model_config.condition
+    ends = {"from_prompt": from_prompt, "to_prompt": to_prompt, "prompt": prompt}
+    ends.update(from_label=from_label, to_label=to_label, label=label)
+    given = {name: value for name, value in ends.items() if value is not None}
+    check_walk(kind, set(given), seeds)
     shares = np.linspace(0.0, 1.0, frames)
-    if between_prompts:
-        start, end = prompt_conditions([from_prompt, to_prompt], sampler, encoder)
+    if seeds is None:  # between two conditions, from the same noise
+        start, end = walk_ends(sampler, kind, given, encoder)
         conditions = np.stack([slerp(start, end, share) for share in shares])
         noise = np.repeat(sampler.noise(1, seed), frames, axis=0)
-    else:
-        conditions = np.repeat(prompt_conditions([prompt or ""], sampler, encoder), frames, axis=0)
+    else:  # between two noises, the condition fixed
+        fixed = fixed_condition(sampler, kind, given, encoder)
+        conditions = None if fixed is None else np.repeat(fixed, frames, axis=0)
         start, end = sampler.noise(1, seeds[0])[0], sampler.noise(1, seeds[1])[0]
         noise = np.stack([slerp(start, end, share) for share in shares])
     return sampler.sample(condition=conditions, noise=noise, progress=progress)
+
+
+def walk_ends(sampler: Sampler, kind: str, given: dict, encoder: str | None) -> np.ndarray:
+    """The two conditions a walk goes between: two prompts' embeddings, or two classes' learned embeddings."""
+    if kind == "class":
+        ids, _ = label_ids([given["from_label"], given["to_label"]], sampler)
+        return sampler.class_embeddings(ids)
+    return prompt_conditions([given["from_prompt"], given["to_prompt"]], sampler, encoder)
+
+
+def fixed_condition(sampler: Sampler, kind: str, given: dict, encoder: str | None) -> np.ndarray | None:
+    """The condition of a walk between seeds, for one image: a prompt's embedding or a class id (none: empty)."""
+    if kind == "none":
+        return None
+    if kind == "class":
+        return label_ids([given.get("label", 0)], sampler)[0]
+    return prompt_conditions([given.get("prompt", "")], sampler, encoder)

@@ -38,6 +38,8 @@ from denoiser.layers import (
     SinusoidalEmbedding,
 )
 
+CLASS_EMBEDDING = "class_embedding"  # the layer of a class model's learned embeddings, one row per id (0 = none)
+
 
 def embedding_width(config: ModelConfig) -> int:
     """Width of the noise/condition embedding and of the condition tokens."""
@@ -159,7 +161,7 @@ def _condition_tokens(config: ModelConfig, width: int):
     """The condition input and its tokens (B, T, width) for cross-attention and pooling."""
     if config.condition == "class":
         condition = keras.Input((1,), dtype="int32", name="condition")
-        tokens = layers.Embedding(config.num_classes + 1, width, name="class_embedding")(condition)
+        tokens = layers.Embedding(config.num_classes + 1, width, name=CLASS_EMBEDDING)(condition)
     elif config.condition == "vector":
         condition = keras.Input((config.condition_dim,), name="condition")
         tokens = layers.Reshape((1, config.condition_dim), name="vector_as_token")(condition)
@@ -168,6 +170,15 @@ def _condition_tokens(config: ModelConfig, width: int):
         condition = keras.Input((config.condition_tokens, config.condition_dim), name="condition")
         tokens = layers.Dense(width, name="condition_projection")(condition)
     return condition, tokens
+
+
+def class_embedding_network(model: keras.Model) -> keras.Model:
+    """A class model's network (sharing its weights) with the class-embedding lookup cut off: its condition input
+    is the embedding itself, (B, 1, E) floats, instead of the id. Row k of the table gives what id k gives; a point
+    between two rows steers between two classes (Sampler.class_embeddings, generation.interpolate)."""
+    table = model.get_layer(CLASS_EMBEDDING)
+    inputs = [table.output if tensor is table.input else tensor for tensor in model.inputs]
+    return keras.Model(inputs, model.outputs, name=f"{model.name}_from_class_embeddings")
 
 
 def _low_resolution_input(config: ModelConfig, noisy_images):

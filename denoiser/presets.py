@@ -6,7 +6,7 @@ denoiser train --preset cifar10 --set train.epochs=30
 from __future__ import annotations
 
 from denoiser.config import ConfigError, RunConfig, check_sections, merge
-from denoiser.data.encoders import DEFAULT_ENCODER
+from denoiser.config_rules import DEFAULT_ENCODER
 
 # The defaults (config.py) are the seed's Fashion-MNIST model: base width 64, multipliers (1, 2, 3), 2 blocks
 # per level, attention at the middle level, batch 64, learning rate 3e-4, 10 epochs. A preset for a data set

@@ -41,6 +41,7 @@ CHANGEABLE_ON_RESUME = (
     "train.backup_every",
     "train.evaluate_every",
     "train.evaluate_num",
+    "train.log_every",
     "train.distribute",
     "sample.",
     "data.path",  # where the data lies may change (e.g. copied to a faster disk), what it is may not
@@ -53,6 +54,10 @@ EPOCH_SO_FAR_ENTRY = "denoiser/epoch_so_far.json"  # a backup carries its epoch'
 
 class TrainingError(RuntimeError):
     """Training cannot go on: the run directory is in use, or the loss stopped being a number."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, truncated or not a denoiser model (raised by serialization.load_model)."""
 
 
 class RunDirectory:

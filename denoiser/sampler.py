@@ -31,8 +31,10 @@ import numpy as np
 from keras import ops
 
 from denoiser.config import ModelConfig, SampleConfig
+from denoiser.model import CLASS_EMBEDDING, class_embedding_network
 from denoiser.schedule import SPACINGS, add_noise
 from denoiser.solvers import make_solver, solver_type
+from denoiser.utils.progress import Progress
 
 
 def dynamic_threshold(x0_hat, percentile: float | None):
@@ -46,11 +48,6 @@ def dynamic_threshold(x0_hat, percentile: float | None):
     limit = ops.maximum(ops.quantile(flat, percentile / 100.0, axis=1), 1.0)
     limit = ops.reshape(limit, (-1, 1, 1, 1))
     return ops.minimum(ops.maximum(x0_hat, -limit), limit) / limit
-
-
-def empty_condition(condition: np.ndarray) -> np.ndarray:
-    """The "no condition" input of the same shape: class id 0, or the zero vector."""
-    return np.zeros_like(condition)
 
 
 def compile_function(fn: Callable) -> Callable:
@@ -107,6 +104,7 @@ class Sampler:
         self.augmentation_level = float(self.settings.augmentation_level)
         self._guided_prediction = compile_function(self._guided_prediction_fn)
         self._plain_prediction = compile_function(self._plain_prediction_fn)
+        self._embedding_network = None  # a class model's network fed class embeddings, built when first needed
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -133,6 +131,21 @@ class Sampler:
         """The `steps + 1` noise levels this sampler walks from `max_level` down to 0."""
         return SPACINGS[self.spacing](self.steps, max_level=max_level)
 
+    def class_embeddings(self, ids) -> np.ndarray:
+        """A class model's learned embeddings of class ids (N,), as (N, 1, E) floats: the condition as the network
+        sees it after its lookup. Given to `sample` in place of the ids they give the same images; a point
+        between two of them steers between two classes (generation.interpolate)."""
+        if self.model_config.condition != "class":
+            raise ValueError("Only a class-conditional model has class embeddings.")
+        table = ops.convert_to_numpy(self.model.get_layer(CLASS_EMBEDDING).embeddings)
+        return table[np.asarray(ids, "int32").reshape(-1)][:, None, :].astype("float32")
+
+    def empty_condition(self, condition: np.ndarray) -> np.ndarray:
+        """The "no condition" input of the same shape: class id 0 (or its embedding), or the zero vector."""
+        if self._takes_embeddings(condition):
+            return np.repeat(self.class_embeddings([0]), len(condition), axis=0)
+        return np.zeros_like(condition)
+
     def noise(self, num_images: int, seed: int | None = 0) -> np.ndarray:
         """The starting noise for `num_images` images; the same seed always gives the same noise."""
         return np.random.default_rng(seed).standard_normal((num_images, *self.image_shape)).astype("float32")
@@ -149,8 +162,8 @@ class Sampler:
     ) -> np.ndarray:
         """Generate images as a float32 array (N, H, W, C) in [-1, 1].
 
-        condition: one entry per image: class ids (N,), vectors (N, D) or token sequences (N, T, D);
-            None for an unconditional model.
+        condition: one entry per image: class ids (N,) (or their embeddings (N, 1, E), `class_embeddings`),
+            vectors (N, D) or token sequences (N, T, D); None for an unconditional model.
         seed / noise: the starting noise; give `noise` (N, H, W, C) to reuse one exactly.
         callback: called after every step as `callback(step, noise_level, x0_hat)`, with the
             guided, thresholded prediction of the clean images (for animations of the process).
@@ -180,7 +193,7 @@ class Sampler:
         """
         solver = make_solver(self.solver, levels)
         steps = len(levels) - 1
-        progbar = keras.utils.Progbar(steps, unit_name="step") if progress else None
+        progbar = Progress("sampling", steps) if progress else None
         for step in range(steps):
             x0_hat = self.denoise(x, levels[step], condition, low_resolution)
             x = solver.step(step, x, x0_hat)
@@ -230,7 +243,8 @@ class Sampler:
         return add_noise(images, noise, self.augmentation_level).astype("float32")
 
     def prepare_condition(self, condition, num_images=None, noise=None):
-        """Check and convert a condition to the model's input: (N, 1) int32 ids or float32 arrays.
+        """Check and convert a condition to the model's input: (N, 1) int32 ids or float32 arrays (vectors, tokens, or
+        a class model's class embeddings).
 
         With no condition, a conditional model gets the empty condition for `num_images` (or
         `len(noise)`) images; an unconditional model gets None.
@@ -247,6 +261,8 @@ class Sampler:
                     "Give `condition` (or `num_images` for unconditioned samples from the empty condition)."
                 )
             condition = np.zeros((count, *self.model_config.condition_shape))
+        if kind == "class" and np.ndim(condition) == 3:  # class embeddings, e.g. between two classes
+            return self.prepare_class_embeddings(condition)
         if kind == "class":
             condition = np.asarray(condition).astype("int32").reshape(-1, 1)
             top = self.model_config.num_classes
@@ -263,12 +279,29 @@ class Sampler:
             )
         return condition
 
+    def prepare_class_embeddings(self, embeddings) -> np.ndarray:
+        """Check class embeddings (N, 1, E) against the model's table, and build the network that takes them."""
+        embeddings = np.asarray(embeddings, dtype="float32")
+        expected = self.class_embeddings([0]).shape[1:]
+        if embeddings.shape[1:] != expected:
+            raise ValueError(
+                f"Class embeddings of this model have shape (N, {expected[0]}, {expected[1]}); got {embeddings.shape}."
+            )
+        if self._embedding_network is None:
+            self._embedding_network = class_embedding_network(self.model)
+        return embeddings
+
     # ----------------------------------------------------------------------------- internals
+    def _takes_embeddings(self, condition) -> bool:
+        """Whether `condition` is class embeddings (rank 3 for a class model), for the network that takes them."""
+        return self.model_config.condition == "class" and condition is not None and len(condition.shape) == 3
+
     def _prediction(self, x, level, condition, low_resolution=None):
         level = ops.convert_to_tensor(level, "float32")
         if condition is not None and self.guidance != 1.0:
             guidance = ops.convert_to_tensor(self.guidance, "float32")
-            return self._guided_prediction(x, level, condition, empty_condition(condition), guidance, low_resolution)
+            empty = self.empty_condition(condition)
+            return self._guided_prediction(x, level, condition, empty, guidance, low_resolution)
         return self._plain_prediction(x, level, condition, low_resolution)
 
     def _predict(self, x, level, condition, low_resolution=None):
@@ -276,7 +309,8 @@ class Sampler:
         inputs = [x, levels] if condition is None else [x, levels, condition]
         if low_resolution is not None:
             inputs += [low_resolution, ops.ones((ops.shape(x)[0], 1), "float32") * self.augmentation_level]
-        return ops.cast(self.model(inputs, training=False), "float32")
+        network = self._embedding_network if self._takes_embeddings(condition) else self.model
+        return ops.cast(network(inputs, training=False), "float32")
 
     def _plain_prediction_fn(self, x, level, condition, low_resolution=None):
         return dynamic_threshold(self._predict(x, level, condition, low_resolution), self.threshold_percentile)
@@ -314,7 +348,7 @@ def model_config_of(model: keras.Model) -> ModelConfig:
     if "condition" in names:
         condition = model.inputs[names.index("condition")]
         if "int" in str(condition.dtype):
-            facts.update(condition="class", num_classes=model.get_layer("class_embedding").input_dim - 1)
+            facts.update(condition="class", num_classes=model.get_layer(CLASS_EMBEDDING).input_dim - 1)
         elif len(condition.shape) == 2:
             facts.update(condition="vector", condition_dim=condition.shape[1])
         else:

@@ -24,13 +24,9 @@ from denoiser.data.sources import class_names_for
 from denoiser.hub import model_path
 from denoiser.model import DenoiserUNet
 from denoiser.optimizer import copy_ema_weights
-from denoiser.rundir import RunDirectory, model_run_info
+from denoiser.rundir import CheckpointError, RunDirectory, model_run_info
 from denoiser.sampler import Sampler
 from denoiser.utils.errors import short_reason
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, truncated or not a denoiser model."""
 
 
 def load_model(path: str | os.PathLike, compile: bool = False, ema: bool = False) -> keras.Model:

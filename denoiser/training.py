@@ -28,6 +28,7 @@ from denoiser.callbacks import (
     EpochCommitCallback,
     EvaluationCallback,
     NonFiniteLossGuard,
+    PlainProgressLog,
     SampleGridCallback,
     averaged_weights_sampler,
     commit_files,
@@ -46,6 +47,7 @@ from denoiser.optimizer import learning_rate_schedule, make_optimizer
 from denoiser.rundir import RunDirectory, TrainingError, checkpoint_log_row, model_run_info, read_log, write_log
 from denoiser.serialization import CheckpointError, load_model
 from denoiser.utils.files import set_aside
+from denoiser.utils.terminal import redraws_in_place
 
 __all__ = ["TrainingError", "train"]
 
@@ -60,6 +62,8 @@ def train(
     """Train (or resume) the run in `run_dir`; returns the model with its averaged (EMA) weights.
 
     `dataset` overrides `config.data.dataset` with your own arrays (see `denoiser.data.Dataset`).
+    `verbose` is `model.fit`'s; "auto" draws Keras's progress bar where the output redraws in place (a terminal,
+    a notebook) and prints plain lines elsewhere (a file, a pipe), every `train.log_every` steps and per epoch.
     Raises TrainingError when another trainer holds the directory or the loss stops being finite,
     ConfigError when the settings differ from the run's in a way a resumed run cannot take up.
     """
@@ -112,10 +116,12 @@ def fit(model, run, config, dataset, step, steps_per_epoch, class_names, callbac
     epoch = EpochCommitCallback(
         run, settings.batch_size, steps_per_epoch, keep=settings.keep_checkpoints, start_step=step
     )
+    plain = verbose == "auto" and not redraws_in_place()  # a log file: plain lines instead of Keras's bar
     fit_callbacks = [
         NonFiniteLossGuard(steps_per_epoch, step),  # first: nothing after a non-finite loss runs
-        epoch,  # before the backups, which keep what it has measured of the epoch so far
+        epoch,  # before the backups and the plain lines, which use what it has measured of the epoch so far
         BackupCallback(run, settings.backup_every, epoch, start_step=step),
+        *([PlainProgressLog(epoch, settings.epochs, settings.log_every, start_step=step)] if plain else []),
         SampleGridCallback(run, config, class_names, dataset),
         *([EvaluationCallback(run, config)] if settings.evaluate_every else []),
         *callbacks,
@@ -127,7 +133,7 @@ def fit(model, run, config, dataset, step, steps_per_epoch, class_names, callbac
             initial_epoch=first_epoch,
             epochs=end_epoch,
             steps_per_epoch=steps,
-            verbose=verbose,
+            verbose=0 if plain else verbose,
             shuffle=False,  # the pipeline shuffles
             callbacks=fit_callbacks,
         )

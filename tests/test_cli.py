@@ -1,7 +1,9 @@
 """The `denoiser` command line: train, sample, clear one-line errors."""
 
 import dataclasses
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -9,14 +11,18 @@ import sys
 import numpy as np
 import pytest
 import yaml
-from helpers import command_line, tiny_train_args
+from helpers import command_line, tiny, tiny_train_args
 from PIL import Image
 
-import denoiser.cli.train
-from denoiser.cli import main
+import denoiser.cli.runners.train
+from denoiser import build_unet, generate
+from denoiser.cli import COMMANDS, main
 from denoiser.config import SECTIONS, RunConfig
 from denoiser.presets import resolve_config
 from denoiser.rundir import RunDirectory
+from denoiser.utils.images import to_uint8
+
+START_UP_LINE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} )", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -215,8 +221,8 @@ def test_every_command_has_help(args, capsys):
     assert f"usage: denoiser {' '.join(args)}".strip() in capsys.readouterr().out
 
 
-def test_a_command_prints_no_tensorflow_start_up_errors(trained_run, tmp_path):
-    """TensorFlow logs "failed call to cuInit" as an error on machines without a GPU; the CLI keeps it quiet."""
+def test_a_command_prints_no_tensorflow_start_up_lines_and_plain_progress_to_a_pipe(trained_run, tmp_path):
+    """TensorFlow's start-up lines (CUDA stubs, cuInit, absl) stay off stderr; progress into a pipe is plain lines."""
     environment = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
     out = tmp_path / "one.png"
     result = subprocess.run(
@@ -228,14 +234,53 @@ def test_a_command_prints_no_tensorflow_start_up_errors(trained_run, tmp_path):
         env=environment,
     )
     assert result.returncode == 0 and out.exists(), result.stderr
-    assert "cuInit" not in result.stdout + result.stderr
+    assert not START_UP_LINE.search(result.stderr), result.stderr
+    assert "sampling: 1/1 steps" in result.stdout and "\r" not in result.stdout and "\x1b" not in result.stdout
+
+
+HELP_IN_A_FRESH_PROCESS = """
+import contextlib, io, json, sys
+from denoiser.cli import COMMANDS, main
+answers = {}
+BAD = ["sample", "--checkpoint", "run", "--out", "x.png", "--no-such-option"]
+for args in [["--help"], *([command.name, "--help"] for command in COMMANDS), BAD]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(args)
+        except SystemExit as exit:
+            answers[" ".join(args)] = [exit.code, out.getvalue(), err.getvalue()]
+heavy = [name for name in ("tensorflow", "keras", "torch") if name in sys.modules]
+print(json.dumps({"answers": answers, "heavy": heavy}))
+"""
+
+
+def test_help_and_a_bad_option_answer_without_importing_tensorflow():
+    command = [sys.executable, "-c", HELP_IN_A_FRESH_PROCESS]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["heavy"] == []
+    answers = report["answers"]
+    assert answers["--help"][0] == 0 and "interpolate" in answers["--help"][1]
+    assert answers["train --help"][0] == 0 and "  model.condition_dim: PositiveInt = 512" in answers["train --help"][1]
+    helps = [answer for args, answer in answers.items() if args.endswith("--help")]
+    assert len(helps) == len(COMMANDS) + 1
+    assert all(code == 0 and out.startswith("usage: denoiser") for code, out, _ in helps)
+    code, _, error = answers["sample --checkpoint run --out x.png --no-such-option"]
+    assert code == 2 and len(error.strip().splitlines()) == 1 and "--no-such-option" in error
+
+
+def test_every_command_names_a_runner_that_exists():
+    for command in COMMANDS:
+        assert callable(command.runner()), command.run
 
 
 def test_an_interrupted_training_says_whether_a_rerun_resumes(tmp_path, monkeypatch, capsys):
     def interrupted(config, run_dir):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(denoiser.cli.train, "train", interrupted)
+    monkeypatch.setattr(denoiser.cli.runners.train, "train", interrupted)
     run = RunDirectory(tmp_path / "run")
     assert main(tiny_train_args(run.path)) == 130
     assert "again to start again (nothing was saved yet" in capsys.readouterr().err
@@ -245,7 +290,27 @@ def test_an_interrupted_training_says_whether_a_rerun_resumes(tmp_path, monkeypa
     assert "again to resume from the last backup" in capsys.readouterr().err
 
 
-def test_interpolate_on_a_class_model_suggests_no_option_it_lacks(trained_run, capsys):
-    assert main(["interpolate", "--checkpoint", str(trained_run), "--from", "a", "--to", "b", "--out", "x.png"]) == 2
-    error = capsys.readouterr().err
-    assert "conditioned on class labels" in error and "--label" not in error
+def test_interpolate_names_only_the_options_that_fit_the_model(trained_run, tmp_path, capsys):
+    """A class model given prompts names --from-label and --to-label; a text model given classes, --from and --to."""
+    out = str(tmp_path / "x.png")
+    assert main(["interpolate", "--checkpoint", str(trained_run), "--from", "a", "--to", "b", "--out", out]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "conditioned on class labels" in error and "(--from-label, --to-label)" in error, error
+    assert "--prompt" not in error and len(error.splitlines()) == 1
+    text_model = tmp_path / "text.keras"
+    build_unet(tiny(condition="vector")).save(text_model)
+    walk = ["--from-label", "1", "--to-label", "2"]
+    assert main(["interpolate", "--checkpoint", str(text_model), *walk, "--out", out]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "conditioned on text" in error and "(--from, --to)" in error and "label" not in error, error
+    assert not os.path.exists(out)
+
+
+def test_interpolate_between_two_classes_writes_one_strip(trained_run, tmp_path):
+    npz = tmp_path / "strip.npz"
+    walk = dict(from_label="red circle", to_label=2, frames=3, steps=2, seed=4, out=tmp_path / "strip.png", npz=npz)
+    assert main(command_line("interpolate", checkpoint=trained_run, **walk)) == 0
+    strip = np.load(npz)["images"]
+    assert strip.shape == (3, 24, 24, 3)
+    first, _, _ = generate(str(trained_run), labels=["red circle"], num_per_label=1, steps=2, seed=4)
+    assert np.abs(strip[0].astype(int) - to_uint8(first)[0].astype(int)).max() <= 1

@@ -7,7 +7,7 @@ from PIL import Image
 
 from denoiser import Sampler
 from denoiser.cli import main
-from denoiser.cli.editing import box_mask, image_from_file, mask_from_file
+from denoiser.cli.runners.editing import box_mask, image_from_file, mask_from_file
 from denoiser.editing import EditError, image_to_image, inpaint, outpaint, repaint_path
 from denoiser.schedule import add_noise, renoise
 from denoiser.utils.plotting import ProcessRecorder

@@ -1,14 +1,14 @@
 """The `denoiser` command line: `denoiser train`, `sample`, `inpaint`, `img2img`, `evaluate`, `export`, `web`...
 
-Every command is a `Command` (command.py) that keeps its help texts, its options and the code it
-runs together, in one module per family of commands: train.py, settings.py (config, and the settings
-listed in train --help), sampling.py (sample, interpolate),
-upscale.py (a picture through a super-resolution stage),
-editing.py (inpaint, img2img), evaluate.py, data.py (embed, data download, download), web.py (export, web),
-share.py (push) and
-shapes.py (pictures of the built-in data set).
+Every command is a `Command` (command.py): its help texts and options, in one module per family of
+commands: train.py, settings.py (config, and the settings listed in train --help), sampling.py (sample,
+interpolate), upscale.py (a picture through a super-resolution stage), editing.py (inpaint, img2img),
+evaluate.py, data.py (embed, data download, download), web.py (export, web), push.py (push) and shapes.py
+(pictures of the built-in data set). What a command runs is in the module of the same name in runners/,
+imported only when it runs: building the parser imports no TensorFlow, so `denoiser --help` answers at once.
 Options that several commands share (--checkpoint, --steps, --guidance, --seed, --solver...) are
-declared once, in options.py. This module builds the parser from the list of commands and runs one.
+declared once, in options.py. This module builds the parser from the list of commands and runs one; the
+lines TensorFlow prints as it starts are kept off the terminal (utils/quiet.py).
 
 Errors in what the user gave (a bad option or config value, a missing or damaged checkpoint) are
 printed as one line and exit with status 2, the library's parameter names in them (`labels`) worded as
@@ -21,10 +21,10 @@ import argparse
 import re
 import sys
 
-from denoiser.cli import data, editing, evaluate, sampling, settings, shapes, share, train, upscale, web
+from denoiser.cli import data, editing, evaluate, push, sampling, settings, shapes, train, upscale, web
 from denoiser.cli.command import Command
-from denoiser.rundir import TrainingError
-from denoiser.serialization import CheckpointError
+from denoiser.rundir import CheckpointError, TrainingError
+from denoiser.utils.quiet import start_up_lines_hidden
 
 COMMANDS: tuple[Command, ...] = (
     train.TRAIN,
@@ -40,7 +40,7 @@ COMMANDS: tuple[Command, ...] = (
     data.DATA,
     web.EXPORT,
     web.WEB,
-    share.PUSH,
+    push.PUSH,
     shapes.SHAPES,
 )
 
@@ -51,6 +51,9 @@ USER_ERRORS = (ValueError, CheckpointError, OSError)
 # The library's errors name parameters in backquotes (`labels`); on the command line they are these flags.
 FLAGS = {
     "labels": "--label",
+    "label": "--label",
+    "from_label": "--from-label",
+    "to_label": "--to-label",
     "prompts": "--prompt",
     "prompt": "--prompt",
     "from_prompt": "--from",
@@ -95,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = next(command for command in COMMANDS if command.name == args.command)
     try:
-        command.run(args)
+        with start_up_lines_hidden():  # importing the runner imports TensorFlow
+            run = command.runner()
+        run(args)
     except USER_ERRORS as error:
         print(f"denoiser {command.name}: error: {one_line(error)}", file=sys.stderr)
         return 2

@@ -7,10 +7,7 @@ import argparse
 
 from denoiser.cli import options
 from denoiser.cli.command import Command
-from denoiser.data.captions import caption_embeddings, read_captions
-from denoiser.data.download import download_captioned_images
-from denoiser.data.encoders import DEFAULT_ENCODER
-from denoiser.utils.download import download_file
+from denoiser.config_rules import DEFAULT_ENCODER
 
 EMBED_EPILOG = """Encoders: open_clip/MODEL/PRETRAINED (default: open_clip/ViT-B-32/laion2b_s34b_b79k),
 open_clip/MODEL/none (random weights, offline) or sentence_transformers/NAME_OR_PATH.
@@ -64,23 +61,11 @@ def add_embed_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_embed(args: argparse.Namespace) -> None:
-    listing = read_captions(args.captions)
-    print(listing.summary())
-    result = caption_embeddings(listing, args.encoder, out=args.out, tokens=args.tokens, batch_size=args.batch_size)
-    state = "Already up to date" if result.reused else "Wrote"
-    print(f"{state}: {result.path} {tuple(result.array.shape)} ({args.encoder})")
-
-
 def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url_or_id", metavar="URL_OR_ID", help="a Google Drive share link or file id")
     parser.add_argument("--to", default=".", metavar="DIR", help="the folder to download into (default: %(default)s)")
     parser.add_argument("--checksum", metavar="ALGO:HEX", help="verify the file, e.g. sha256:... or md5:...")
     parser.add_argument("--extract", action="store_true", help="unpack a .zip or .tar(.gz) archive into --to")
-
-
-def run_download(args: argparse.Namespace) -> None:
-    print(f"Downloaded {download_file(args.url_or_id, args.to, checksum=args.checksum, extract=args.extract)}")
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,33 +112,13 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_data(args: argparse.Namespace) -> None:
-    summary = download_captioned_images(
-        args.url_list,
-        args.out,
-        size=args.size,
-        count=args.count,
-        min_side=args.min_side,
-        where=args.where,
-        url_column=args.url_column,
-        caption_column=args.caption_column,
-        threads=args.threads,
-        processes=args.processes,
-        shard_size=args.shard_size,
-        timeout=args.timeout,
-        retries=args.retries,
-    )
-    print(summary.text())
-    print(f"Train on it: denoiser train --preset captions --set data.path={args.out}")
-
-
 EMBED = Command(
     "embed",
     help="embed the captions of a data set with a text encoder",
     description="Encode captions in batches into a .npy of embeddings (one row per captioned image).",
     epilog=EMBED_EPILOG,
     add_arguments=add_embed_arguments,
-    run=run_embed,
+    run="denoiser.cli.runners.data:run_embed",
 )
 
 DOWNLOAD = Command(
@@ -162,7 +127,7 @@ DOWNLOAD = Command(
     description="Download a Google Drive file with gdown; a rerun continues an interrupted download.",
     epilog=DOWNLOAD_EPILOG,
     add_arguments=add_download_arguments,
-    run=run_download,
+    run="denoiser.cli.runners.data:run_download",
 )
 
 DATA = Command(
@@ -170,6 +135,6 @@ DATA = Command(
     help="get training data: `denoiser data download URL_LIST --out DIR` (captioned images from a URL list)",
     description="Get training data. `data download`: the captioned images of a URL list, through img2dataset.",
     add_arguments=add_data_arguments,
-    run=run_data,
+    run="denoiser.cli.runners.data:run_data",
     on_interrupt="continue the download",
 )

@@ -6,8 +6,6 @@ import argparse
 
 from denoiser.cli import options
 from denoiser.cli.command import Command
-from denoiser.evaluation.evaluator import summary_lines
-from denoiser.evaluation.report import evaluate
 
 EPILOG = """Class-conditional models are judged by a small classifier that is trained once on the data
 set's training split and cached (KERAS_HOME/denoiser/classifiers/): conditional accuracy and the
@@ -42,28 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> None:
-    results = evaluate(
-        args.checkpoint,
-        num=args.num,
-        seed=args.seed,
-        steps=args.steps,
-        guidance=args.guidance,
-        solver=args.solver,
-        inception=args.inception,
-        out=args.out,
-        nearest=args.nearest,
-        progress=True,
-    )
-    print("\n".join(summary_lines(results)))
-    print(f"Wrote {results['out']}")
-
-
 EVALUATE = Command(
     "evaluate",
     help="measure the quality of a checkpoint's samples",
     description="Sample from a checkpoint, score the samples and write the scores as JSON.",
     epilog=EPILOG,
     add_arguments=add_arguments,
-    run=run,
+    run="denoiser.cli.runners.evaluate:run",
 )

@@ -4,17 +4,20 @@ A command declares its options by calling these functions on its parser, so an o
 --steps or --guidance is spelled, typed and checked in one place. The types refuse a bad value
 while the command line is read (one line, exit status 2) instead of letting it mean something else
 later: `--steps 0` is not "the default", `--guidance nan` is not a number.
+
+Every command's options are declared for every `denoiser` call, so this module imports only what
+declaring them needs (config.py, presets.py), never TensorFlow (see command.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import typing
 
-from denoiser.config import RunConfig, load_yaml, parse_override
+from denoiser.config import RunConfig, Solver, load_yaml, parse_override
 from denoiser.presets import preset_names, resolve_config
-from denoiser.solvers import SOLVERS
-from denoiser.utils.plotting import ProcessRecorder
 
 CHECKPOINT_HELP = "a .keras checkpoint, or a run directory (uses checkpoints/latest.keras)"
 SOLVER_HELP = (
@@ -78,6 +81,18 @@ def run_settings(args: argparse.Namespace, *more_overrides: dict) -> RunConfig:
     return resolve_config(args.preset, load_yaml(args.config) if args.config else None, overrides)
 
 
+def add_run_dir(parser: argparse.ArgumentParser) -> None:
+    """--run-dir: where a run's files go (`run_dir_of`)."""
+    parser.add_argument(
+        "--run-dir", metavar="DIR", help="where checkpoints, samples and logs go (default: runs/PRESET)"
+    )
+
+
+def run_dir_of(args: argparse.Namespace) -> str:
+    """The run directory of --run-dir, or else runs/PRESET."""
+    return args.run_dir or os.path.join("runs", args.preset)
+
+
 def add_checkpoint(parser: argparse.ArgumentParser, help_text: str = CHECKPOINT_HELP) -> None:
     """--checkpoint: the model to use."""
     parser.add_argument("--checkpoint", required=True, metavar="PATH_OR_RUN_DIR", help=help_text)
@@ -129,28 +144,13 @@ def add_sampling(parser: argparse.ArgumentParser, seed_help: str = "noise seed")
 
 def add_solver(parser: argparse.ArgumentParser, help_text: str = SOLVER_HELP) -> None:
     """--solver: the step rule of the sampler."""
-    parser.add_argument("--solver", choices=list(SOLVERS), help=help_text)
+    parser.add_argument("--solver", choices=typing.get_args(Solver), help=help_text)
 
 
 def add_process_pictures(parser: argparse.ArgumentParser) -> None:
     """--strip and --gif: pictures of the predictions x0_hat step by step."""
     parser.add_argument("--strip", metavar="FILE.png", help="also save the prediction x0_hat of every step, a row each")
     parser.add_argument("--gif", metavar="FILE.gif", help="also save an animated GIF of the predictions x0_hat")
-
-
-def process_recorder(args: argparse.Namespace) -> ProcessRecorder | None:
-    """A sampler callback that records the predictions, where --strip or --gif asks for them."""
-    return ProcessRecorder() if args.strip or args.gif else None
-
-
-def save_process_pictures(process: ProcessRecorder | None, args: argparse.Namespace, rows: int) -> None:
-    """Write the --strip and --gif pictures of the recorded predictions, where asked for."""
-    if args.strip:
-        process.save_strip(args.strip)
-        print(f"Wrote {args.strip}")
-    if args.gif:
-        process.save_gif(args.gif, rows=rows)
-        print(f"Wrote {args.gif}")
 
 
 def add_encoder(parser: argparse.ArgumentParser, help_text: str = ENCODER_HELP) -> None:

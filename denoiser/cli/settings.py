@@ -9,8 +9,8 @@ just above it), so it cannot go stale:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import functools
 import inspect
 import io
 import re
@@ -23,7 +23,6 @@ import yaml
 from denoiser.cli import options
 from denoiser.cli.command import Command
 from denoiser.config import SECTIONS
-from denoiser.data.folders import fit_config_to_folder
 
 FIELD_LINE = re.compile(r"^(\w+)\s*:\s*(.+?)\s*=")  # `name: Type = default`, as config.py declares a field
 
@@ -63,6 +62,7 @@ def default_of(item: dataclasses.Field):
     return item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
 
 
+@functools.cache  # in the epilogs of both `train` and `config`
 def settings_reference(width: int = 100) -> str:
     """Every setting of a run, by section: `section.key: type = default`, then what it does."""
     lines = ["settings (--set SECTION.KEY=VALUE, or a --config YAML file; `denoiser config` prints a preset's):"]
@@ -80,16 +80,11 @@ def settings_reference(width: int = 100) -> str:
 
 
 # ================================================================================= denoiser config
-def run(args: argparse.Namespace) -> None:
-    config = fit_config_to_folder(options.run_settings(args))  # as train() would: an image folder sets the condition
-    print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
-
-
 CONFIG = Command(
     "config",
     help="print a run's settings: a preset with a YAML file and --set overrides, resolved",
     description="Print the settings `denoiser train` would use, as YAML (a file for --config).",
     epilog=settings_reference(),
     add_arguments=options.add_run_settings,
-    run=run,
+    run="denoiser.cli.runners.settings:run",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from denoiser.cli.command import Command
-from denoiser.data.shapes import CLASS_NAMES, save_example, save_preview
+from denoiser.data.shapes import CLASS_NAMES
 
 SHAPES_EPILOG = """examples:
   denoiser shapes --out preview.png                      # one row of examples per class
@@ -18,19 +18,11 @@ def add_shapes_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="FILE.png", help="where to write the picture")
 
 
-def run_shapes(args: argparse.Namespace) -> None:
-    if args.one:
-        save_example(args.out, args.one, size=args.size or 24)
-    else:
-        save_preview(args.out, size=args.size or 32)
-    print(f"Wrote {args.out}")
-
-
 SHAPES = Command(
     "shapes",
     help="draw the built-in shapes data set: a preview, or one image",
     description="Draw the built-in shapes data set: one row of examples per class, or one image of a class.",
     epilog=SHAPES_EPILOG,
     add_arguments=add_shapes_arguments,
-    run=run_shapes,
+    run="denoiser.cli.runners.shapes:run_shapes",
 )

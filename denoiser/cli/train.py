@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from denoiser.cli import options
 from denoiser.cli.command import Command
 from denoiser.cli.settings import settings_reference
 from denoiser.rundir import RunDirectory
-from denoiser.training import train
 
 EPILOG = """examples:
   denoiser train --preset shapes                      # offline quick start, a few minutes on a CPU
@@ -25,9 +23,7 @@ checkpoints/, backup/, samples/ and log.csv.
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_run_settings(parser)
-    parser.add_argument(
-        "--run-dir", metavar="DIR", help="where checkpoints, samples and logs go (default: runs/PRESET)"
-    )
+    options.add_run_dir(parser)
     parser.add_argument(
         "--epochs", type=options.positive_int, metavar="N", help="train until N epochs are finished (train.epochs)"
     )
@@ -39,22 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> None:
-    flags = {"epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch}
-    config = options.run_settings(args, {"train": {key: value for key, value in flags.items() if value is not None}})
-    run_dir = run_dir_of(args)
-    print(f"Training {args.preset} into {run_dir} for {config.train.epochs} epochs.")
-    train(config, run_dir)
-    print(f"Done. Checkpoints: {os.path.join(run_dir, 'checkpoints')}  samples: {os.path.join(run_dir, 'samples')}")
-
-
-def run_dir_of(args: argparse.Namespace) -> str:
-    return args.run_dir or os.path.join("runs", args.preset)
-
-
 def after_interrupt(args: argparse.Namespace) -> str:
     """What a rerun does: resume from what was saved, or start again when nothing was saved yet."""
-    run = RunDirectory(run_dir_of(args))
+    run = RunDirectory(options.run_dir_of(args))
     if run.backup_steps() or run.finished_epochs():
         return "resume from the last backup (at most train.backup_every steps are trained again)"
     return "start again (nothing was saved yet: the first backup comes after train.backup_every steps)"
@@ -66,6 +49,6 @@ TRAIN = Command(
     description="Train a denoiser; checkpoints and a sample grid are written after every epoch.",
     epilog=EPILOG + settings_reference(),
     add_arguments=add_arguments,
-    run=run,
+    run="denoiser.cli.runners.train:run",
     on_interrupt=after_interrupt,
 )

@@ -6,8 +6,6 @@ import argparse
 
 from denoiser.cli import options
 from denoiser.cli.command import Command
-from denoiser.deploy.onnx import export_onnx
-from denoiser.deploy.server import make_server, page_url
 
 EXPORT_EPILOG = """The folder gets model.onnx (the network for one step), denoiser.json (image size, class names or
 prompts, default steps and guidance, the noise grid) and, for text models, prompts.bin with the
@@ -43,28 +41,6 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_solver(parser, help_text="the page's default solver (default: the run's sample.solver)")
 
 
-def run_export(args: argparse.Namespace) -> None:
-    prompts = list(args.prompt)
-    if args.prompts_file:
-        with open(args.prompts_file) as handle:
-            prompts += [line.strip() for line in handle if line.strip()]
-    settings = dict(steps=args.steps, guidance=args.guidance, solver=args.solver, encoder=args.encoder)
-    info = export_onnx(args.checkpoint, args.out, prompts=prompts, upscales=args.upscale, **settings)
-    if args.upscale:
-        sizes = " -> ".join(f"{stage['image_size']}x{stage['image_size']}" for stage in info["stages"])
-        print(
-            f"Wrote a cascade of {len(info['stages'])} stages to {args.out} ({sizes}): stage-0/ ... and denoiser.json."
-        )
-    else:
-        choices = info["condition"].get("class_names") or info["condition"].get("prompts") or []
-        print(
-            f"Wrote {args.out}/model.onnx and denoiser.json ({info['image_size']}x{info['image_size']}, "
-            f"{len(choices)} {'classes' if info['condition']['kind'] == 'class' else 'prompts'}; "
-            f"onnxruntime vs Keras max difference {info['parity_max_abs_difference']:.1e})."
-        )
-    print(f"Open it in the browser: denoiser web --model {args.out}")
-
-
 def add_web_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", required=True, metavar="DIR", help="a folder written by `denoiser export`, or pretrained:NAME"
@@ -75,20 +51,13 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_web(args: argparse.Namespace) -> None:
-    server = make_server(args.model, port=args.port, host=args.host)
-    print(f"Serving the page with {args.model} at {page_url(server)} (Ctrl-C to stop)")
-    with server:
-        server.serve_forever()
-
-
 EXPORT = Command(
     "export",
     help="export a checkpoint to ONNX for the web page",
     description="Export the single-step network to ONNX, with the JSON the web page needs beside it.",
     epilog=EXPORT_EPILOG,
     add_arguments=add_export_arguments,
-    run=run_export,
+    run="denoiser.cli.runners.web:run_export",
 )
 
 WEB = Command(
@@ -96,5 +65,5 @@ WEB = Command(
     help="serve the web page with an exported model",
     description="Serve web/ and an export folder on this machine; the browser does the sampling.",
     add_arguments=add_web_arguments,
-    run=run_web,
+    run="denoiser.cli.runners.web:run_web",
 )

@@ -24,12 +24,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import keras
 import numpy as np
 
 from denoiser.utils.errors import short_reason
 from denoiser.utils.files import set_aside, write_json
 from denoiser.utils.locks import acquire_lock, holder_name
+from denoiser.utils.progress import Progress
 
 # Arrays bigger than this are memory-mapped when read back instead of loaded into memory.
 MEMMAP_FROM_BYTES = 64 * 2**20
@@ -170,7 +170,7 @@ def _fill(path, shape, dtype, key, produce, batch_size, unit, progress) -> Fille
         array = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=shape)
     else:
         print(f"Continuing {path} after {done} of {shape[0]} {unit}s.")
-    bar = _progress_bar(shape[0], done, unit) if progress else None
+    bar = Progress(os.path.basename(path), shape[0], unit, done=done) if progress else None
     for start in range(done, shape[0], batch_size):
         stop = min(start + batch_size, shape[0])
         rows, bad = produce(start, stop)
@@ -198,9 +198,3 @@ def _open_partial(partial: str, shape: tuple[int, ...], dtype: str) -> np.ndarra
         make_again(partial, f"{partial} is not the {dtype} {list(shape)} its note records")
         return None
     return array
-
-
-def _progress_bar(total: int, done: int, unit: str):
-    bar = keras.utils.Progbar(total, unit_name=unit)
-    bar.update(done)
-    return bar

@@ -24,6 +24,7 @@ import threading
 from dataclasses import dataclass, field
 
 from denoiser.data.dataset import DataError
+from denoiser.utils.progress import Progress
 
 URL_COLUMNS = ("url", "image_url", "img_url", "link")
 CAPTION_COLUMNS = ("caption", "text", "top_caption", "alt", "alt_text", "description", "prompt")
@@ -218,9 +219,7 @@ class _ProgressWatcher:
     """A progress bar of finished rows, read from the stats file img2dataset writes as each shard ends."""
 
     def __init__(self, folder: str, rows: int):
-        import keras
-
-        self.folder, self.bar = folder, keras.utils.Progbar(rows, unit_name="image")
+        self.folder, self.bar = folder, Progress("downloading", rows, unit="image")
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
@@ -246,4 +245,4 @@ class _ProgressWatcher:
     def stop(self) -> None:
         self.stopped.set()
         self.thread.join()
-        self.bar.update(self._done(), finalize=True)
+        self.bar.update(self._done())

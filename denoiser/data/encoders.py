@@ -31,11 +31,11 @@ import re
 
 import numpy as np
 
+from denoiser.config_rules import DEFAULT_ENCODER
 from denoiser.data.cache import FilledArray, fill_array, fingerprint, finished_array, read_note
 from denoiser.utils.errors import short_reason
 from denoiser.utils.images import fit_image
 
-DEFAULT_ENCODER = "open_clip/ViT-B-32/laion2b_s34b_b79k"
 FAMILIES = ("open_clip", "sentence_transformers", "transformers")
 RANDOM_WEIGHTS = "none"  # open_clip/MODEL/none
 RANDOM_WEIGHTS_SEED = 0

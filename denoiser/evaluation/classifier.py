@@ -30,6 +30,7 @@ import numpy as np
 from denoiser.data.sources import load_dataset
 from denoiser.utils.files import atomic_path
 from denoiser.utils.images import to_unit_range
+from denoiser.utils.progress import fit_verbosity
 
 FEATURES = "features"  # the name of the layer whose output is the feature vector
 VERSION = 2  # in the cache file's name: bump it when the network or its training changes
@@ -127,7 +128,7 @@ def load_classifier(
             f"cached at {path})."
         )
     model = train_classifier(
-        data.images, data.conditions, len(data.class_names), verbose=1 if progress else 0, **training
+        data.images, data.conditions, len(data.class_names), verbose=fit_verbosity(progress), **training
     )
     with atomic_path(path) as temporary:
         model.save(temporary)

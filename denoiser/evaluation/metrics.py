@@ -23,6 +23,7 @@ import numpy as np
 
 from denoiser.data.encoders import as_encoder
 from denoiser.utils.images import to_uint8, to_unit_range
+from denoiser.utils.progress import Progress
 
 INCEPTION_SIZE = 299
 
@@ -111,17 +112,15 @@ def inception_features(images, model=None, batch_size: int = 64, progress: bool 
 
     model = model or load_inception()
     images = to_unit_range(images)
-    batches = range(0, len(images), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc="InceptionV3", unit="batch")
+    bar = Progress("InceptionV3 features", len(images), unit="image") if progress else None
     outputs = []
-    for start in batches:
+    for start in range(0, len(images), batch_size):
         batch = tf.image.resize(images[start : start + batch_size], (INCEPTION_SIZE, INCEPTION_SIZE), "bilinear")
         if batch.shape[-1] == 1:
             batch = tf.repeat(batch, 3, axis=-1)
         outputs.append(np.asarray(model(batch, training=False)))  # InceptionV3 takes [-1, 1] inputs
+        if bar is not None:
+            bar.update(min(start + batch_size, len(images)))
     return np.concatenate(outputs)
 
 

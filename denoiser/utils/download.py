@@ -5,7 +5,8 @@
 
 gdown keeps the file's name from Drive, writes to a temporary file that it renames when complete,
 and continues an interrupted download; a file that is already there is not fetched again. With a
-checksum the file is verified, and a file that does not match is deleted rather than used.
+checksum the file is verified, and a file that does not match is deleted rather than used. gdown's progress
+bar is shown where it can redraw in place (a terminal), not in a log file (utils/terminal.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 
 from denoiser.utils.errors import short_reason
+from denoiser.utils.terminal import redraws_in_place
 
 DRIVE_ID = re.compile(r"^[A-Za-z0-9_-]{20,}$")
 DRIVE_URL_ID = re.compile(r"(?:/file/d/|/d/|[?&]id=)([A-Za-z0-9_-]{20,})")
@@ -72,8 +75,11 @@ def download_file(
     except ImportError as error:
         raise DownloadError(f"gdown is not installed ({error}): pip install gdown") from error
     os.makedirs(to, exist_ok=True)
+    bar = not quiet and redraws_in_place(sys.stderr)  # gdown draws it on stderr
+    if not (quiet or bar):
+        print(f"Downloading {url_or_id} into {to}", flush=True)
     try:
-        path = gdown.download(id=file_id, output=os.path.join(to, ""), quiet=quiet, resume=True)
+        path = gdown.download(id=file_id, output=os.path.join(to, ""), quiet=not bar, resume=True)
     except Exception as error:  # gdown raises its own errors, requests' and OSErrors
         raise DownloadError(
             f"Could not download {url_or_id} ({short_reason(error)}). Is the file shared as 'anyone with the link'? "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from denoiser.cli.command import Command
-from denoiser.sharing import share
 
 EPILOG = """examples:
   denoiser push runs/shapes hf://ada/shapes          # then: denoiser sample --checkpoint hf://ada/shapes --out s.png
@@ -19,11 +18,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("destination", metavar="hf://USER/NAME|FOLDER", help="a Hub repository, or a local folder")
 
 
-def run(args: argparse.Namespace) -> None:
-    where = share(args.run, args.destination)
-    print(f"Shared {args.run} (averaged weights, config.yaml, the last sample grid, a model card) at {where}")
-
-
 PUSH = Command(
     "push",
     help="share a run's model (averaged weights, config, samples, model card) on the Hub or in a folder",
@@ -31,5 +25,5 @@ PUSH = Command(
     "Face Hub repository (hf://USER/NAME) or a folder; --checkpoint takes either to sample from it.",
     epilog=EPILOG,
     add_arguments=add_arguments,
-    run=run,
+    run="denoiser.cli.runners.push:run",
 )
