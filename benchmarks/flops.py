@@ -83,10 +83,22 @@ def step_flops(model, config) -> dict:
     }
 
 
+# What the text presets' encoder (CLIP ViT-B-32) gives; training asks the encoder, counting needs none.
+CLIP_CONDITION = {"condition_dim": 512, "condition_tokens": 77}
+
+
+def preset_config(name: str):
+    """A preset's config, a text model's condition shape set to CLIP's, as training would find it."""
+    from denoiser import resolve_config
+
+    config = resolve_config(name)
+    return resolve_config(name, overrides=[{"model": CLIP_CONDITION}]) if config.model.unset_condition_shape else config
+
+
 def main(argv=None):
     from common import save
 
-    from denoiser import build_unet, resolve_config
+    from denoiser import build_unet
     from denoiser.presets import preset_names
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,7 +108,7 @@ def main(argv=None):
     rows = []
     print(f"{'preset':<14}{'params':>11}{'forward GFLOP':>15}{'train GFLOP':>13}{'sample-step GFLOP':>19}")
     for name in args.presets:
-        config = resolve_config(name)
+        config = preset_config(name)
         model = build_unet(config.model)
         rows.append({"preset": name, "parameters": model.count_params(), **step_flops(model, config)})
         row = rows[-1]

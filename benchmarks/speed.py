@@ -28,9 +28,9 @@ import time
 import keras
 import numpy as np
 from common import save
-from flops import matmul_flops_per_second, step_flops
+from flops import matmul_flops_per_second, preset_config, step_flops
 
-from denoiser import Sampler, build_unet, resolve_config
+from denoiser import Sampler, build_unet
 from denoiser.data.dataset import Dataset
 from denoiser.data.pipeline import training_pipeline
 from denoiser.optimizer import make_optimizer
@@ -113,7 +113,7 @@ def main(argv=None):
     )
     rows = []
     for name in args.presets:
-        config = resolve_config(name)
+        config = preset_config(name)
         with dtype_policy(args.mixed_precision):
             train_rate, model = training_speed(config, args.train_steps, xla=not args.no_xla)
             sample_rate = sampling_speed(model, config)

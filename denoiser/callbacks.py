@@ -6,7 +6,8 @@ During the epoch: stop at the first non-finite loss (NonFiniteLossGuard), save a
 epoch (EpochCommitCallback: checkpoint, then log row), draw its sample grid (SampleGridCallback: one row per
 class or caption, or for a super-resolution stage real images made small beside its upscaling) and, every
 `train.evaluate_every` epochs, score its samples (EvaluationCallback). Nothing with non-finite weights is
-ever saved. Every callback counts steps from the start of the run (`start_step` on resume).
+ever saved. Every callback counts steps from the start of the run (`start_step` on resume): Keras's steps,
+which are batches (with `train.accumulate_steps` > 1, several make one weight update; see training.py).
 
 The pictures and scores use the averaged weights through an ordinary `Sampler` (`averaged_weights_sampler`):
 training uses the sampling side exactly as a user does.

@@ -33,6 +33,7 @@ from denoiser.config_rules import (  # ConfigError lives beside the rules, which
     PositiveInt,
     floats_from_text,
     only_if,
+    unused_fields,
     validate_section,
 )
 
@@ -152,9 +153,11 @@ class ModelConfig(Section):
     attention_heads: PositiveInt = 4  # heads of every attention layer; they must divide its width
     condition: Condition = "class"  # what steers the image (see above)
     num_classes: PositiveInt = field(default=10, metadata=only_if("condition", "class"))  # class ids 1..N
-    # the width of a condition vector or token: the text encoder's (512 for CLIP ViT-B-32, 384 for MiniLM)
-    condition_dim: PositiveInt = field(default=512, metadata=only_if("condition", "vector", "sequence"))
-    condition_tokens: PositiveInt = field(default=77, metadata=only_if("condition", "sequence"))  # tokens a caption
+    # the width of a condition vector or token (512 for CLIP ViT-B-32, 384 for MiniLM); null: the text encoder's,
+    # asked of data.encoder (or data.embeddings) when training starts and written into config.yaml
+    condition_dim: PositiveInt | None = field(default=None, metadata=only_if("condition", "vector", "sequence"))
+    # tokens a caption (77 for CLIP and T5); null: the text encoder's, as for condition_dim
+    condition_tokens: PositiveInt | None = field(default=None, metadata=only_if("condition", "sequence"))
     noise_embedding_dim: EvenPositiveInt = 32  # width of the sinusoidal embedding of the noise level
     noise_embedding_max_frequency: AboveOne = 1000.0  # the fastest sine of that embedding
     norm_groups: PositiveInt = 8  # groups of every GroupNormalization
@@ -190,6 +193,13 @@ class ModelConfig(Section):
         return (self.image_size, self.image_size, self.channels)
 
     @property
+    def unset_condition_shape(self) -> list[str]:
+        """The fields of the condition's shape left to the encoder (None) that this condition uses; a network
+        needs them set, so every checkpoint's config holds numbers."""
+        used = {"vector": ["condition_dim"], "sequence": ["condition_tokens", "condition_dim"]}.get(self.condition, [])
+        return [name for name in used if getattr(self, name) is None]
+
+    @property
     def condition_shape(self) -> tuple[int, ...] | None:
         """The shape of one image's condition as the data and the sampler give it: () for a class id, (D,) for a
         vector, (T, D) for a token sequence; None for an unconditional model."""
@@ -205,10 +215,18 @@ class TrainConfig(Section):
     """How long and how fast to train."""
 
     SECTION: ClassVar[str] = "train"
-    ADDED: ClassVar[dict[str, Any]] = {"warmup_fraction": None, "lr_decay": "none", "log_every": 100}
+    ADDED: ClassVar[dict[str, Any]] = {
+        "warmup_fraction": None,
+        "lr_decay": "none",
+        "log_every": 100,
+        "accumulate_steps": 1,
+    }
 
     epochs: PositiveInt = 10  # train until this many epochs are finished (--epochs)
-    batch_size: PositiveInt = 64  # images per step
+    batch_size: PositiveInt = 64  # images per batch; a step (one weight update) takes accumulate_steps batches
+    # update the weights once per N batches, with their mean gradient: a step of batch_size * N images that needs
+    # the memory of one batch (steps, warm-up, backups and the EMA all count updates, see optimizer.EMAAdam)
+    accumulate_steps: PositiveInt = 1
     learning_rate: PositiveFloat = 3e-4  # Adam's peak, reached after the warm-up (optimizer.py)
     warmup_steps: NonNegativeInt = 500  # the learning rate rises linearly from 0 over these first steps
     warmup_fraction: Fraction | None = None  # a warm-up of this share of the run's steps instead (None: warmup_steps)
@@ -337,6 +355,10 @@ class RunConfig:
         """`from_dict` for a config.yaml that denoiser wrote: keys added since take the values of its version."""
         refuse_unknown_sections(values)
         return cls(**{name: section.from_saved(values.get(name) or {}) for name, section in SECTIONS.items()})
+
+    def unused_settings(self) -> set[str]:
+        """The settings ("model.condition_dim") nothing of this run reads, e.g. a class model's condition width."""
+        return {f"{name}.{key}" for name in SECTIONS for key in unused_fields(getattr(self, name))}
 
     def keep_older_settings(self, saved: dict) -> "RunConfig":
         """This config with the keys that the run's `saved` settings predate set to what that run did (ADDED)."""

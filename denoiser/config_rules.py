@@ -75,16 +75,26 @@ def only_if(other: str, *values) -> dict:
     return {"only_if": (other, values)}
 
 
+def unused_fields(section) -> set[str]:
+    """The fields of a config dataclass that its `only_if` metadata says are unused with the other fields' values."""
+    unused = set()
+    for item in dataclasses.fields(section):
+        if "only_if" in item.metadata:
+            other, values = item.metadata["only_if"]
+            if getattr(section, other) not in values:
+                unused.add(item.name)
+    return unused
+
+
 # ================================================================================= checking, in one place
 def validate_section(section, checks: tuple[Callable[[Any], str | None], ...] = ()) -> None:
     """Check every field of a config dataclass against its annotation (and `only_if` metadata), then `checks`:
     functions of the whole section that return a problem in words, or None."""
+    unused = unused_fields(section)
     for item in dataclasses.fields(section):
         value = getattr(section, item.name)
-        if "only_if" in item.metadata:
-            other, values = item.metadata["only_if"]
-            if getattr(section, other) not in values:
-                continue
+        if item.name in unused:
+            continue
         if not accepts(item.type, value):
             hint = f" ({item.metadata['hint']})" if "hint" in item.metadata else ""
             raise ConfigError(f"{section.SECTION}.{item.name} must be {must_be(item.type)}, got {value!r}{hint}.")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from denoiser.config import ModelConfig
+from denoiser.config import ConfigError, ModelConfig
 from denoiser.layers import (
     CrossAttention,
     PreconditionInput,
@@ -79,6 +79,12 @@ def build_unet(config: ModelConfig, run_info: dict | None = None, name: str = "d
 
 def unet_graph(config: ModelConfig) -> tuple[list, object]:
     """The U-Net's inputs and its output x0_hat as a functional graph (symbolic Keras tensors)."""
+    if config.unset_condition_shape:  # left to the encoder: train() sets them (data/sources.py, with_condition_shape)
+        names = " and ".join(f"model.{name}" for name in config.unset_condition_shape)
+        raise ConfigError(
+            f"{names} is unset (null: the text encoder's, which training asks data.encoder for); to build a network "
+            "yourself set it, e.g. model.condition_dim=512 for CLIP ViT-B-32 (and model.condition_tokens=77)."
+        )
     width = embedding_width(config)
     noisy_images = keras.Input((config.image_size, config.image_size, config.channels), name="noisy_images")
     noise_level = keras.Input((1,), name="noise_level")

@@ -63,32 +63,58 @@ def learning_rate_schedule(train: TrainConfig, total_steps: int) -> WarmupSchedu
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class EMAAdam(keras.optimizers.Adam):
-    """Adam that also keeps an exponential moving average (EMA) of the weights, with a warm-up.
+    """Adam that also keeps an exponential moving average (EMA) of the weights, with a warm-up, and counts
+    real updates when it accumulates gradients.
 
     Averaged weights give cleaner samples than the last step's. Keras's own EMA uses a fixed decay,
     so after 1,000 steps at 0.999 a third of the average is still the random start; here the decay
     grows as min(decay, (1 + step) / (10 + step)) from a copy of the first step's weights, so early averages
     forget the random start quickly.
+
+    Gradient accumulation (`gradient_accumulation_steps=k`, train.accumulate_steps): Keras calls the optimizer
+    once per batch. `_iterations` counts those batches; the weights change on every k-th one only, from the mean
+    of the k gradients, and `iterations` (`_iterations // k`) counts these real updates, which Adam's bias
+    correction uses. Left alone, Keras would evaluate a learning-rate schedule at the batch count and move the
+    average after every batch; here the schedule is evaluated at `iterations` and the average moves on the
+    update batches only, so the warm-up, the decay and the EMA advance once per update, and k batches of B
+    images train like one batch of k * B (tests/test_accumulation.py). The one difference is Keras's: the sparse
+    gradient of a class embedding, whose repeated classes Adam's second moment counts slice by slice in one
+    batch, is summed into a dense one when accumulated.
     """
+
+    def _get_current_learning_rate(self):
+        if isinstance(self._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+            return self._learning_rate(self.iterations)  # real updates, not batches
+        return super()._get_current_learning_rate()
 
     def _update_model_variables_moving_average(self, trainable_variables):
         if not self.use_ema:
             return
-        step = ops.cast(self.iterations, "float32")
+        step = ops.cast(self.iterations, "float32")  # updates before this one
         # The averages start as zeros: the first step copies the weights, later ones average with a growing decay.
         momentum = ops.where(step == 0, 0.0, ops.minimum(self.ema_momentum, (1.0 + step) / (10.0 + step)))
         for variable, average in zip(trainable_variables, self._model_variables_moving_average):
             if average is not None:
-                average.assign(momentum * average + (1.0 - momentum) * variable)
+                moved = momentum * average + (1.0 - momentum) * variable
+                if self.gradient_accumulation_steps:  # between updates the weights stand still, and so does the average
+                    moved = ops.where(self.updates_now(), moved, average)
+                average.assign(moved)
+
+    def updates_now(self):
+        """Whether the batch being applied updates the weights: the k-th of its k (Keras counts `_iterations` up
+        after applying it)."""
+        return (self._iterations + 1) % self.gradient_accumulation_steps == 0
 
 
 def make_optimizer(config: RunConfig, total_steps: int) -> keras.optimizers.Optimizer:
-    """EMAAdam with the run's learning-rate schedule over its `total_steps` planned steps."""
+    """EMAAdam with the run's learning-rate schedule over its `total_steps` planned steps (weight updates), each
+    from the gradients of `train.accumulate_steps` batches."""
     train = config.train
     return EMAAdam(
         learning_rate=learning_rate_schedule(train, total_steps),
         use_ema=train.ema_decay > 0,
         ema_momentum=train.ema_decay or 0.99,
+        gradient_accumulation_steps=train.accumulate_steps if train.accumulate_steps > 1 else None,  # Keras: >= 2
     )
 
 

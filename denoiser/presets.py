@@ -30,9 +30,10 @@ _CPU_UNET = {
     "cross_attention": [False, False, True],
 }
 
-# Text-to-image: the U-Net is conditioned on the pooled CLIP embedding of the caption (512 wide
-# for ViT-B-32). data.path names the captioned folder or table (see captions.py).
-_TEXT_MODEL = {"condition": "vector", "condition_dim": 512}
+# Text-to-image: the U-Net is conditioned on the pooled CLIP embedding of the caption; its width is the
+# encoder's (512 for ViT-B-32), found when training starts. data.path names the captioned folder or table
+# (see captions.py).
+_TEXT_MODEL = {"condition": "vector"}
 _TEXT_DATA = {"dataset": "captions", "encoder": DEFAULT_ENCODER}
 
 PRESETS: dict[str, dict] = {

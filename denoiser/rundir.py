@@ -166,14 +166,17 @@ class RunDirectory:
     def check_resume(self, config: RunConfig) -> list[str]:
         """The changed settings a resumed run applies; a change of any other setting is refused (ConfigError).
 
-        Refused: the data, the network, and what a step or an epoch means (batch size, steps per epoch,
-        seed, EMA, precision), so a short trial run never counts as epochs of a longer one.
+        Refused: the data, the network, and what a step or an epoch means (batch size, accumulated batches,
+        steps per epoch, seed, EMA, precision), so a short trial run never counts as epochs of a longer one.
+        A setting that neither run reads is no difference (the condition width of a class model: older runs
+        wrote 512, newer ones null).
         """
         saved = self.run_config()
         if saved is None:
             return []
-        saved = saved.to_dict()
-        differences = config_differences(saved, config.to_dict())
+        unused = saved.unused_settings() & config.unused_settings()
+        differences = config_differences(saved.to_dict(), config.to_dict())
+        differences = [d for d in differences if d.split(":")[0] not in unused]
         refused = [d for d in differences if not d.startswith(CHANGEABLE_ON_RESUME)]
         if refused:
             raise ConfigError(

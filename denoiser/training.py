@@ -12,6 +12,15 @@ Running the same command again resumes at the step of the newest backup or check
 same data order and noise as an uninterrupted run; it first repairs what the interruption left
 (half-written files, a missing log row or grid, a damaged newest checkpoint). A larger `train.epochs`
 extends a finished run.
+
+With gradient accumulation (`train.accumulate_steps` = k) a step is one weight update from k batches of
+`train.batch_size`, and a run trains as one with batches k times larger (optimizer.EMAAdam): `train.steps_per_epoch`
+(default: one pass over the data), `train.warmup_steps`, the learning-rate decay, `train.backup_every` and the
+EMA count updates, and each update sees the images and noise of the larger run's step (data/pipeline.py).
+Keras's own steps are the batches, so what counts Keras's steps (the callbacks, the backups' file names,
+"epoch 2, step 9" in messages, a resume point) counts batches; backups and epochs end on whole updates, so
+a resumed run never starts inside one. The epoch's mean loss in log.csv is the mean over its batches, which
+is the mean over its updates. A run keeps its `accumulate_steps` (resuming with another is refused).
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from denoiser.config import RunConfig
 from denoiser.data.dataset import Dataset, check_fits_model
 from denoiser.data.folders import fit_config_to_folder
 from denoiser.data.pipeline import steps_per_pass, training_pipeline
-from denoiser.data.sources import class_names_for, dataset_for_config
+from denoiser.data.sources import class_names_for, dataset_for_config, with_condition_shape
 from denoiser.model import build_unet
 from denoiser.multi_worker import MultiWorkerStrategy, own_run_dir
 from denoiser.optimizer import learning_rate_schedule, make_optimizer
@@ -71,18 +80,20 @@ def train(
     config = fit_config_to_folder(config)  # an image folder decides the model's condition, before config.yaml
     strategy = make_strategy(config.train.distribute)  # first: workers connect before TensorFlow runs anything
     run = RunDirectory(own_run_dir(run_dir, strategy))
+    config = with_condition_shape(config, dataset)  # the encoder's width, before anything is cached
     with run.lock():
         config, changes = prepare_run(run, config)
         dataset = dataset_for_config(config) if dataset is None else dataset
         check_fits_model(dataset, config.model)
-        steps_per_epoch = config.train.steps_per_epoch or steps_per_pass(dataset, config.train.batch_size)
+        steps_per_epoch = batches_per_epoch(config, dataset)  # Keras's steps
         class_names = dataset.class_names or class_names_for(config)
         with dtype_policy(config.train.mixed_precision), strategy.scope() if strategy else contextlib.nullcontext():
             model, step = recover(run, config, steps_per_epoch, class_names, dataset)
-            total_steps = config.train.epochs * steps_per_epoch  # where a decaying learning rate reaches 0
-            if step >= total_steps:
+            if step >= config.train.epochs * steps_per_epoch:
                 print(f"{run.path} already finished {step // steps_per_epoch} epochs; raise `train.epochs`.")
                 return load_model(run.latest, ema=True)
+            # in weight updates: where a decaying learning rate reaches 0
+            total_steps = config.train.epochs * steps_per_epoch // config.train.accumulate_steps
             model = (
                 new_model(config, total_steps) if model is None else apply_changes(model, config, changes, total_steps)
             )
@@ -100,6 +111,14 @@ def prepare_run(run: RunDirectory, config: RunConfig) -> tuple[RunConfig, list[s
         print(f"Removed {path}, half-written when the last run was interrupted.")
     config = run.keep_older_settings(config)
     return config, run.check_resume(config)
+
+
+def batches_per_epoch(config: RunConfig, dataset: Dataset) -> int:
+    """Keras's steps in an epoch: `train.steps_per_epoch` weight updates (default: as many as one pass over the
+    data holds), each of `train.accumulate_steps` batches."""
+    settings = config.train
+    updates = settings.steps_per_epoch or steps_per_pass(dataset, settings.batch_size * settings.accumulate_steps)
+    return updates * settings.accumulate_steps
 
 
 def new_model(config: RunConfig, total_steps: int) -> keras.Model:
@@ -120,7 +139,7 @@ def fit(model, run, config, dataset, step, steps_per_epoch, class_names, callbac
     fit_callbacks = [
         NonFiniteLossGuard(steps_per_epoch, step),  # first: nothing after a non-finite loss runs
         epoch,  # before the backups and the plain lines, which use what it has measured of the epoch so far
-        BackupCallback(run, settings.backup_every, epoch, start_step=step),
+        BackupCallback(run, settings.backup_every * settings.accumulate_steps, epoch, start_step=step),  # in batches
         *([PlainProgressLog(epoch, settings.epochs, settings.log_every, start_step=step)] if plain else []),
         SampleGridCallback(run, config, class_names, dataset),
         *([EvaluationCallback(run, config)] if settings.evaluate_every else []),

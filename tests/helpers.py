@@ -130,6 +130,18 @@ def make_tiny_run(
     return str(root)
 
 
+class StopAfterStep(keras.callbacks.Callback):
+    """Interrupt training (like Ctrl-C) once the optimizer has taken `step` steps (weight updates)."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == self.step:
+            raise KeyboardInterrupt
+
+
 # ================================================================================== a network with a known answer
 # Every pixel of the data is x0 ~ N(MEAN, SPREAD^2), independently; then E[x0 | x_t] is linear in x_t.
 MEAN, SPREAD = 0.1, 0.5

@@ -36,18 +36,6 @@ def tiny_config(*extra):
     return helpers.tiny_config(*RUN_SETS, "train.backup_every=2", *extra)
 
 
-class StopAfterStep(keras.callbacks.Callback):
-    """Interrupt training (like Ctrl-C) once the optimizer has taken `step` steps."""
-
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) == self.step:
-            raise KeyboardInterrupt
-
-
 def assert_finite(path):
     model = load_model(path, compile=True)
     for variable in [*model.weights, *model.optimizer.variables]:
@@ -101,7 +89,7 @@ def test_resume_inside_an_epoch_continues_as_if_never_interrupted(tmp_path, unin
     _, expected = uninterrupted
     run = RunDirectory(tmp_path)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config("train.epochs=2"), run.path, callbacks=[StopAfterStep(5)], verbose=0)
+        train(tiny_config("train.epochs=2"), run.path, callbacks=[helpers.StopAfterStep(5)], verbose=0)
     assert run.finished_epochs() == [1] and run.backup_steps() == [4]  # step 5 lost: less than backup_every
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

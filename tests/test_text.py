@@ -53,7 +53,7 @@ def test_configs_and_cached_embeddings_need_no_torch(tmp_path):
         from denoiser.config import ConfigError, parse_override
         from denoiser.data.encoders import embed_captions
         config = resolve_config("laion64", overrides=[parse_override("data.path=somewhere")])
-        assert config.data.encoder == "open_clip/ViT-B-32/laion2b_s34b_b79k" and config.model.condition_dim == 512
+        assert config.data.encoder == "open_clip/ViT-B-32/laion2b_s34b_b79k" and config.model.condition_dim is None
         try:
             resolve_config("captions", overrides=[parse_override("data.encoder=clip/ViT-B-32")])
             raise SystemExit("a bad encoder name was accepted")

@@ -168,6 +168,11 @@ def _pick_column(path: str, columns: list[str], names: tuple[str, ...], what: st
 
 
 # ================================================================================== caption embeddings
+def embeddings_cache_path(source, encoder: str, tokens: bool = False) -> str:
+    """Where the embeddings of a source's captions by the encoder named `encoder` are cached."""
+    return cache_path(source, "embeddings-" + encoder_slug(encoder, tokens))
+
+
 def caption_embeddings(
     listing: CaptionList,
     encoder=DEFAULT_ENCODER,
@@ -178,7 +183,7 @@ def caption_embeddings(
 ) -> FilledArray:
     """The embeddings of a source's captions, from its cache (made first if missing); `out` overrides the path."""
     spec = encoder if isinstance(encoder, str) else encoder.spec
-    path = out or cache_path(listing.source, "embeddings-" + encoder_slug(spec, tokens))
+    path = out or embeddings_cache_path(listing.source, spec, tokens)
     return embed_captions(listing.captions, path, encoder, tokens=tokens, batch_size=batch_size, progress=progress)
 
 

@@ -289,6 +289,20 @@ def load_encoder(spec: str = DEFAULT_ENCODER):
     return SentenceTransformerEncoder(model)
 
 
+def encoder_output_shape(spec: str, tokens: bool = False, cache=None) -> tuple[int, ...]:
+    """The shape of what the encoder `spec` makes of one caption: (D,), or (T, D) for token states.
+
+    Read from the note of an embeddings cache it made (`cache`, the file `embed_captions` fills), which costs
+    nothing and needs neither torch nor the weights; else asked of the encoder, loaded once per process (the
+    captions are embedded with it next anyway).
+    """
+    note = read_note(os.fspath(cache)) if cache else None
+    key = (note or {}).get("key") or {}
+    if key.get("encoder") == spec and key.get("tokens") == tokens and note.get("shape"):
+        return tuple(note["shape"][1:])
+    return tuple(load_encoder(spec).output_shape(tokens))
+
+
 def as_encoder(encoder):
     """A loaded encoder, given one or the string that names it."""
     return load_encoder(encoder) if isinstance(encoder, str) else encoder

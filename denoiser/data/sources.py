@@ -7,13 +7,14 @@ section into one.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import keras
 import numpy as np
 
-from denoiser.data.captions import load_array_dataset, load_captioned_dataset
+from denoiser.data.captions import embeddings_cache_path, load_array_dataset, load_captioned_dataset
 from denoiser.data.dataset import DataError, Dataset
-from denoiser.data.encoders import DEFAULT_ENCODER
+from denoiser.data.encoders import DEFAULT_ENCODER, encoder_output_shape
 from denoiser.data.folders import DATASET as IMAGE_FOLDERS
 from denoiser.data.folders import load_image_folder, read_image_folder
 from denoiser.data.huggingface import is_huggingface_source, load_huggingface_dataset
@@ -236,6 +237,63 @@ def dataset_for_config(config) -> Dataset:
         tokens=tokens,
         num_images=data.num_images,
     )
+
+
+def with_condition_shape(config, dataset: Dataset | None = None):
+    """`config` with the shape of the data's conditions where the model leaves it to the encoder
+    (`model.condition_dim`, `model.condition_tokens` null), so that naming `data.encoder` is all a text model
+    needs and config.yaml and every checkpoint record real numbers. A given shape that differs is refused in
+    one line naming both, before any cache is made. Without data to ask (no path yet), `config` as it is:
+    loading the data then says what is missing.
+    """
+    model = config.model
+    found = condition_source(config, dataset) if model.condition in ("vector", "sequence") else None
+    if found is None:
+        return config
+    shape, source = found
+    names = ["condition_dim"] if model.condition == "vector" else ["condition_tokens", "condition_dim"]
+    if len(shape) != len(names):
+        raise DataError(
+            f"{source} gives conditions of shape {shape}, not the {len(names)}-dimensional ones that "
+            f"model.condition={model.condition} takes; give embeddings of that kind or change model.condition."
+        )
+    found_values = dict(zip(names, shape))
+    contradicted = [name for name in names if getattr(model, name) not in (None, found_values[name])]
+    if contradicted:
+        given = " and ".join(f"model.{name}={getattr(model, name)}" for name in contradicted)
+        follow = " and ".join(f"model.{name}" for name in contradicted)
+        expected = tuple(getattr(model, name) or found_values[name] for name in names)
+        raise DataError(
+            f"{source} gives conditions of shape {shape}, but {given} makes the model expect "
+            f"{expected}; leave {follow} unset to follow it, or set "
+            + " and ".join(f"model.{name}={found_values[name]}" for name in contradicted)
+            + "."
+        )
+    return dataclasses.replace(config, model=dataclasses.replace(model, **found_values))
+
+
+def condition_source(config, dataset: Dataset | None = None) -> tuple[tuple[int, ...], str] | None:
+    """The shape of one condition of the run's data and what gives it, found without making a cache: `dataset`,
+    the data.embeddings file's header, or the encoder (from the note of its cache beside the data, else asked);
+    None where the data is not there yet or holds class ids."""
+    data, tokens = config.data, config.model.condition == "sequence"
+    if dataset is not None:
+        return None if dataset.is_class_conditional else (tuple(dataset.conditions.shape[1:]), "The data set")
+    if data.dataset not in CAPTIONED_DATASETS or not data.path:
+        return None
+    from_hub = is_huggingface_source(data.path)
+    if not from_hub and not os.path.exists(data.path):
+        return None
+    if data.embeddings and not from_hub:
+        try:
+            shape = np.load(data.embeddings, mmap_mode="r").shape  # reads the header only
+        except (OSError, ValueError, EOFError):
+            return None
+        return tuple(shape[1:]), f"data.embeddings={data.embeddings}"
+    if data.dataset == "arrays" or not data.encoder:
+        return None
+    cache = None if from_hub else embeddings_cache_path(data.path, data.encoder, tokens)
+    return encoder_output_shape(data.encoder, tokens, cache), f"The encoder {data.encoder}"
 
 
 def shrink_images(dataset: Dataset, size: int) -> Dataset:
