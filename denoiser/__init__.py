@@ -4,6 +4,8 @@ The public API, by the module that holds it (README, "How the code is organised"
 
     ModelConfig, RunConfig, ConfigError   configuration (config.py); resolve_config: presets (presets.py)
     build_unet                            the denoising U-Net (model.py, from the layers of layers.py)
+    Autoencoder, AutoencoderConfig,
+    build_autoencoder, load_autoencoder   autoencoders for latent diffusion; Stable Diffusion's VAE (autoencoder/)
     add_noise, training_noise_levels,
     sampling_noise_levels                 the noise schedule (schedule.py)
     Sampler, dynamic_threshold, SOLVERS   the sampler with guidance, and its solvers (sampler.py, solvers.py)
@@ -35,6 +37,9 @@ import os
 # (0 shows everything) wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from denoiser.autoencoder.config import AutoencoderConfig
+from denoiser.autoencoder.loading import load_autoencoder
+from denoiser.autoencoder.model import Autoencoder, build_autoencoder
 from denoiser.cascade import Cascade, upscale
 from denoiser.config import ConfigError, ModelConfig, RunConfig
 from denoiser.data.captions import load_array_dataset, load_captioned_dataset, read_captions
@@ -60,6 +65,8 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_ENCODER",
     "SOLVERS",
+    "Autoencoder",
+    "AutoencoderConfig",
     "Cascade",
     "ConfigError",
     "Dataset",
@@ -68,6 +75,7 @@ __all__ = [
     "RunConfig",
     "Sampler",
     "add_noise",
+    "build_autoencoder",
     "build_unet",
     "download_file",
     "dynamic_threshold",
@@ -79,6 +87,7 @@ __all__ = [
     "image_to_image",
     "inpaint",
     "interpolate",
+    "load_autoencoder",
     "load_array_dataset",
     "load_captioned_dataset",
     "load_cascade",
