@@ -25,6 +25,10 @@ PUBLIC = {
     "denoiser.config_rules": ("DEFAULT_ENCODER",),  # the text encoder's name, unless told otherwise
     "denoiser.presets": ("resolve_config",),  # named configurations
     "denoiser.model": ("build_unet",),  # the denoising U-Net (from the layers of layers.py)
+    # autoencoders for latent diffusion; Stable Diffusion's VAE
+    "denoiser.autoencoder.config": ("AutoencoderConfig",),
+    "denoiser.autoencoder.model": ("Autoencoder", "build_autoencoder"),
+    "denoiser.autoencoder.loading": ("load_autoencoder",),
     "denoiser.schedule": ("add_noise", "training_noise_levels", "sampling_noise_levels"),  # the noise schedule
     "denoiser.sampler": ("Sampler", "dynamic_threshold"),  # the sampler with guidance
     "denoiser.solvers": ("SOLVERS",),  # its step rules
