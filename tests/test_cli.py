@@ -263,7 +263,10 @@ def test_help_and_a_bad_option_answer_without_importing_tensorflow():
     assert report["heavy"] == []
     answers = report["answers"]
     assert answers["--help"][0] == 0 and "interpolate" in answers["--help"][1]
-    assert answers["train --help"][0] == 0 and "  model.condition_dim: PositiveInt = 512" in answers["train --help"][1]
+    assert (
+        answers["train --help"][0] == 0
+        and "  model.condition_dim: PositiveInt | None = null" in answers["train --help"][1]
+    )
     helps = [answer for args, answer in answers.items() if args.endswith("--help")]
     assert len(helps) == len(COMMANDS) + 1
     assert all(code == 0 and out.startswith("usage: denoiser") for code, out, _ in helps)
