@@ -80,6 +80,9 @@ class EMAAdam(keras.optimizers.Adam):
     images train like one batch of k * B (tests/test_accumulation.py). The one difference is Keras's: the sparse
     gradient of a class embedding, whose repeated classes Adam's second moment counts slice by slice in one
     batch, is summed into a dense one when accumulated.
+
+    The averages stay in the optimizer: the model keeps the training weights when `fit` ends (Keras would overwrite
+    them with the averages, see `finalize_variable_values`), and `copy_ema_weights` puts the averages where wanted.
     """
 
     def _get_current_learning_rate(self):
@@ -99,6 +102,14 @@ class EMAAdam(keras.optimizers.Adam):
                 if self.gradient_accumulation_steps:  # between updates the weights stand still, and so does the average
                     moved = ops.where(self.updates_now(), moved, average)
                 average.assign(moved)
+
+    def finalize_variable_values(self, var_list):
+        """Leave the training weights in the model at the end of `fit`, where Keras would copy the averages in.
+
+        A resumed run calls `fit` twice (the rest of the interrupted epoch, then the others), and the second call
+        must go on from the training weights, as an uninterrupted run does. `training.train` copies the averages
+        into the model it returns once all its `fit` calls are done.
+        """
 
     def updates_now(self):
         """Whether the batch being applied updates the weights: the k-th of its k (Keras counts `_iterations` up

@@ -52,7 +52,7 @@ from denoiser.data.pipeline import steps_per_pass, training_pipeline
 from denoiser.data.sources import class_names_for, dataset_for_config, with_condition_shape
 from denoiser.model import build_unet
 from denoiser.multi_worker import MultiWorkerStrategy, own_run_dir
-from denoiser.optimizer import learning_rate_schedule, make_optimizer
+from denoiser.optimizer import copy_ema_weights, learning_rate_schedule, make_optimizer
 from denoiser.rundir import RunDirectory, TrainingError, checkpoint_log_row, model_run_info, read_log, write_log
 from denoiser.serialization import CheckpointError, load_model
 from denoiser.utils.files import set_aside
@@ -68,7 +68,8 @@ def train(
     callbacks: list[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
 ) -> keras.Model:
-    """Train (or resume) the run in `run_dir`; returns the model with its averaged (EMA) weights.
+    """Train (or resume) the run in `run_dir`; returns the model with its averaged (EMA) weights (its checkpoints
+    hold the training weights, and the optimizer their averages).
 
     `dataset` overrides `config.data.dataset` with your own arrays (see `denoiser.data.Dataset`).
     `verbose` is `model.fit`'s; "auto" draws Keras's progress bar where the output redraws in place (a terminal,
@@ -100,6 +101,7 @@ def train(
             model.run_info = model_run_info(config, class_names)  # what its checkpoints tell a sampler
             run.write_config(config)
             fit(model, run, config, dataset, step, steps_per_epoch, class_names, callbacks, verbose)
+            copy_ema_weights(model, into=model)  # last: every `fit` call goes on from the training weights
     return model
 
 

@@ -23,6 +23,9 @@ from PIL import Image
 from denoiser import ModelConfig, build_unet, resolve_config
 from denoiser.config import parse_override
 from denoiser.data.shapes import make_shapes
+from denoiser.optimizer import ema_variables
+from denoiser.rundir import RunDirectory
+from denoiser.serialization import load_model
 
 # ================================================================================== tiny models
 # A few-thousand-parameter U-Net: two levels, attention at the bottleneck only. Defined once, here;
@@ -128,6 +131,13 @@ def make_tiny_run(
     with open(os.path.join(root, "config.yaml"), "w") as handle:
         yaml.safe_dump(config.to_dict(), handle)
     return str(root)
+
+
+def raw_weights_and_averages(run_dir) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The last (training) weights and the optimizer's averages of them in a run's newest checkpoint."""
+    model = load_model(RunDirectory(run_dir).latest, compile=True)
+    averages = ema_variables(model)
+    return [v.numpy() for v in model.trainable_variables], [averages[v.path].numpy() for v in model.trainable_variables]
 
 
 class StopAfterStep(keras.callbacks.Callback):

@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-from denoiser import load_model, train
+from denoiser import train
 from denoiser.config import RunConfig, TrainConfig
-from denoiser.optimizer import ema_variables, learning_rate_schedule, make_optimizer
+from denoiser.optimizer import learning_rate_schedule, make_optimizer
 from denoiser.rundir import RunDirectory, read_log
 
 # Steps of 16 images, three an epoch, a backup every 2 steps; fast-moving weights and a short average. The model
@@ -95,16 +95,9 @@ def test_weights_and_average_move_on_real_updates_only_and_as_with_the_mean_grad
 
 
 # ================================================================================== whole runs
-def raw_weights_and_averages(run_dir) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The last weights and their averages in a run's newest checkpoint."""
-    model = load_model(RunDirectory(run_dir).latest, compile=True)
-    averages = ema_variables(model)
-    return [v.numpy() for v in model.trainable_variables], [averages[v.path].numpy() for v in model.trainable_variables]
-
-
 def assert_same_training(run_dir, reference_dir):
-    weights, averages = raw_weights_and_averages(run_dir)
-    expected_weights, expected_averages = raw_weights_and_averages(reference_dir)
+    weights, averages = helpers.raw_weights_and_averages(run_dir)
+    expected_weights, expected_averages = helpers.raw_weights_and_averages(reference_dir)
     for got, expected in zip(weights + averages, expected_weights + expected_averages):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     rows, expected_rows = read_log(RunDirectory(run_dir).log_path), read_log(RunDirectory(reference_dir).log_path)
@@ -126,7 +119,7 @@ def test_two_batches_of_8_train_as_one_of_16(one_batch_run, tmp_path):
     assert int(model.optimizer.iterations) == 6 and int(model.optimizer._iterations) == 12  # updates, batches
     assert RunDirectory(tmp_path).read_config()["train"]["accumulate_steps"] == 2
     assert_same_training(tmp_path, one_batch_run)
-    weights, averages = raw_weights_and_averages(tmp_path)
+    weights, averages = helpers.raw_weights_and_averages(tmp_path)
     assert max(np.abs(w - a).max() for w, a in zip(weights, averages)) > 1e-4  # the comparison is not vacuous
 
 

@@ -108,6 +108,25 @@ def test_resume_inside_an_epoch_continues_as_if_never_interrupted(tmp_path, unin
     assert float(rows[1]["loss"]) == pytest.approx(float(whole_rows[1]["loss"]), rel=1e-5)
 
 
+@pytest.mark.slow
+def test_resume_inside_the_first_of_three_epochs_ends_with_the_uninterrupted_weights(tmp_path):
+    """Resuming inside an epoch that is not the last takes two `fit` calls (the rest of the epoch, then the other
+    epochs); the second must go on from the training weights, not from their average, which Keras's `fit` would
+    leave in the model at its end."""
+    config = tiny_config("train.epochs=3")
+    whole, resumed = RunDirectory(tmp_path / "whole"), RunDirectory(tmp_path / "resumed")
+    train(config, whole.path, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, resumed.path, callbacks=[helpers.StopAfterStep(2)], verbose=0)
+    assert resumed.finished_epochs() == [] and resumed.backup_steps() == [2]  # resumes at epoch 1, step 3
+    train(config, resumed.path, verbose=0)
+
+    weights, averages = helpers.raw_weights_and_averages(resumed.path)
+    expected_weights, expected_averages = helpers.raw_weights_and_averages(whole.path)
+    for got, expected in zip(weights + averages, expected_weights + expected_averages):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_a_second_trainer_is_refused_naming_the_holder(tmp_path):
     run = RunDirectory(tmp_path)
     with run.lock():

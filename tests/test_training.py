@@ -105,6 +105,16 @@ def test_checkpoint_holds_averaged_weights_for_sampling(one_epoch_run):
     assert max(np.abs(averages[v.path].numpy() - v.numpy()).max() for v in raw.trainable_variables) > 1e-4
 
 
+def test_train_returns_the_averaged_weights_and_its_checkpoint_the_training_ones(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    model = train(tiny_config("train.epochs=1", *FAST_AVERAGE_SETS), run.path, verbose=0)
+    averaged, raw = load_model(run.latest, ema=True), load_model(run.latest, compile=True)
+    for returned, expected in zip(model.weights, averaged.weights):
+        np.testing.assert_array_equal(returned.numpy(), expected.numpy(), err_msg=returned.path)
+    trained = {v.path: v.numpy() for v in raw.trainable_variables}
+    assert max(np.abs(v.numpy() - trained[v.path]).max() for v in model.trainable_variables) > 1e-4
+
+
 def test_the_average_follows_the_weights_with_a_warming_up_decay():
     """After step k = 0, 1, ... the average (from zero) becomes m_k * average + (1 - m_k) * weights.
 
