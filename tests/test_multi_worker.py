@@ -21,9 +21,8 @@ import pytest
 from helpers import QUICK_SAMPLE_SETS, TINY_MODEL_SETS
 
 from denoiser.cli import main
-from denoiser.config import parse_override
 from denoiser.model import build_unet
-from denoiser.presets import resolve_config
+from denoiser.rundir import RunDirectory
 from denoiser.sampler import Sampler
 from denoiser.serialization import load_model
 
@@ -95,7 +94,7 @@ def test_two_workers_equal_one_process_with_the_same_global_batch(runs):
     chief = load_model(runs / "run" / "checkpoints" / "latest.keras")
     worker = load_model(runs / "run.worker-1" / "checkpoints" / "latest.keras")
     single = load_model(runs / "single" / "checkpoints" / "latest.keras")
-    config = resolve_config("captions", overrides=[parse_override(text) for text in data_sets(runs)])
+    config = RunDirectory(runs / "single").run_config()  # the settings resolved by training (the encoder's width)
     keras.utils.set_random_seed(config.train.seed)
     initial = build_unet(config.model)
     assert weights_gap(chief, worker) == 0.0  # the workers hold the same weights
