@@ -4,7 +4,7 @@
     >>> share("runs/shapes", "models/shapes")       # or write the same folder on disk
 
 A model folder (hub.py says what it holds) keeps what sampling needs and nothing else: the averaged weights
-without the optimizer (the Adam moments and the training weights are left out, so it is about a third of a
+without the optimizer (the Adam moments and the training weights are left out, so it is about a quarter of a
 training checkpoint), the run's config.yaml, its last sample grid, and a model card, README.md, written from the
 config, the checkpoint's log row and the run's newest evaluation. Anyone then samples from it by name:
 `denoiser sample --checkpoint hf://ada/shapes --out shapes.png`. The pretrained models in denoiser/pretrained/
