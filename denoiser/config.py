@@ -151,7 +151,8 @@ class ModelConfig(Section):
     self_attention: list[bool] = field(default_factory=lambda: [False, True, False])  # one switch per level
     cross_attention: list[bool] = field(default_factory=lambda: [False, True, False])  # to the condition, per level
     attention_heads: PositiveInt = 4  # heads of every attention layer; they must divide its width
-    condition: Condition = "class"  # what steers the image (see above)
+    # what steers the image: class (a class id), vector (an embedding, e.g. CLIP's), sequence (token states) or none
+    condition: Condition = "class"
     num_classes: PositiveInt = field(default=10, metadata=only_if("condition", "class"))  # class ids 1..N
     # the width of a condition vector or token (512 for CLIP ViT-B-32, 384 for MiniLM); null: the text encoder's,
     # asked of data.encoder (or data.embeddings) when training starts and written into config.yaml
@@ -252,7 +253,8 @@ class SampleConfig(Section):
 
     steps: PositiveInt = 10  # denoising steps (network calls) from pure noise to an image
     guidance: float = 2.0  # classifier-free guidance scale g; 1 is the plain conditional prediction
-    # the step rule (solvers.py): ddim (first order), dpmpp_2m (second order), deis (third order, for <= 5 steps)
+    # the step rule (solvers.py): ddim (first order), dpmpp_2m (second order) or deis (third order: the default,
+    # the best from 3 to 10 steps)
     solver: Solver = "deis"
     max_level: OpenFraction = 0.95  # the noise level sampling starts from (the grid's top, schedule.py)
     threshold_percentile: Percentile | None = 99.5  # dynamic thresholding (sampler.py); null: a plain clip

@@ -91,7 +91,7 @@ def train(
         with dtype_policy(config.train.mixed_precision), strategy.scope() if strategy else contextlib.nullcontext():
             model, step = recover(run, config, steps_per_epoch, class_names, dataset)
             if step >= config.train.epochs * steps_per_epoch:
-                print(f"{run.path} already finished {step // steps_per_epoch} epochs; raise `train.epochs`.")
+                print(f"{run.path} already finished {epoch_count(step // steps_per_epoch)}; raise `train.epochs`.")
                 return load_model(run.latest, ema=True)
             # in weight updates: where a decaying learning rate reaches 0
             total_steps = config.train.epochs * steps_per_epoch // config.train.accumulate_steps
@@ -103,6 +103,11 @@ def train(
             fit(model, run, config, dataset, step, steps_per_epoch, class_names, callbacks, verbose)
             copy_ema_weights(model, into=model)  # last: every `fit` call goes on from the training weights
     return model
+
+
+def epoch_count(count: int) -> str:
+    """'1 epoch', '6 epochs': a count of epochs for a message."""
+    return f"{count} epoch" if count == 1 else f"{count} epochs"
 
 
 def prepare_run(run: RunDirectory, config: RunConfig) -> tuple[RunConfig, list[str]]:
@@ -211,16 +216,17 @@ def fit_calls(step: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, i
 
 def recover(run: RunDirectory, config: RunConfig, steps_per_epoch: int, class_names, dataset):
     """The state to go on from, (model or None, step), after redoing what an interruption stopped."""
-    model, step = resume_state(run, steps_per_epoch)
+    model, step = resume_state(run, steps_per_epoch, config.train.epochs)
     repair(run, config, step // steps_per_epoch, steps_per_epoch, class_names, dataset)
     return model, step
 
 
-def resume_state(run: RunDirectory, steps_per_epoch: int) -> tuple[keras.Model | None, int]:
+def resume_state(run: RunDirectory, steps_per_epoch: int, epochs: int) -> tuple[keras.Model | None, int]:
     """The newest state that loads, with its step: a mid-epoch backup or an epoch's checkpoint.
 
     A damaged file is renamed to PATH.damaged (saying so) and the one before it is tried.
-    Returns (None, 0) for a new run.
+    Returns (None, 0) for a new run. Says where it resumes, unless the run has finished its `epochs` (`train`
+    says so instead: there is nothing to resume).
     """
     committed = [(epoch * steps_per_epoch, run.checkpoint(epoch)) for epoch in run.finished_epochs()]
     newest = max((step for step, _ in committed), default=0)
@@ -232,7 +238,8 @@ def resume_state(run: RunDirectory, steps_per_epoch: int) -> tuple[keras.Model |
         except CheckpointError as error:
             print(f"{error} Set it aside as {set_aside(path)} and falling back to the one before.")
             continue
-        print(f"Resuming {run.path} at {epoch_and_step(step, steps_per_epoch)} from {path}.")
+        if step < epochs * steps_per_epoch:
+            print(f"Resuming {run.path} at {epoch_and_step(step, steps_per_epoch)} from {path}.")
         return model, step
     if candidates:
         print(f"No checkpoint in {run.path} loads; starting the run from scratch.")

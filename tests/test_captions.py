@@ -100,9 +100,10 @@ def test_csv_table_with_relative_paths(captioned_folder, tmp_path, capsys):
     assert os.path.isfile(tmp_path / "captioned" / "data.images-8x8x3.npy")
 
 
+@pytest.mark.extra("parquet")
 def test_parquet_table(captioned_folder, tmp_path):
-    parquet = pytest.importorskip("pyarrow.parquet")
     import pyarrow
+    import pyarrow.parquet as parquet
 
     folder, _ = captioned_folder
     path = str(tmp_path / "captioned" / "data.parquet")

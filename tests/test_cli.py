@@ -136,6 +136,25 @@ def test_train_help_lists_every_setting_with_its_type_default_and_meaning(capsys
     assert "  sample.solver: ddim | dpmpp_2m | deis = deis" in lines  # a Literal's choices, spelled out
 
 
+def test_train_help_says_each_setting_in_its_own_words(capsys):
+    """A setting's help is read from the comment beside it in config.py, so it must not point at other text."""
+    text = help_of("train", capsys)
+    assert "see above" not in text
+    lines = text.splitlines()
+    meaning = lines[lines.index("  model.condition: class | vector | sequence | none = class") + 1]
+    assert meaning.startswith("      what steers the image: class (a class id), vector (an embedding")
+    solver = " ".join(lines[lines.index("  sample.solver: ddim | dpmpp_2m | deis = deis") + 1 :][:2])
+    assert "deis (third order: the default, the best from 3 to 10 steps)" in " ".join(solver.split())
+
+
+def test_train_says_how_many_epochs_in_words(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(denoiser.cli.runners.train, "train", lambda config, run_dir: None)
+    assert main(tiny_train_args(tmp_path / "one", epochs=1)) == 0
+    assert f"into {tmp_path / 'one'} for 1 epoch." in capsys.readouterr().out
+    assert main(tiny_train_args(tmp_path / "two", epochs=2)) == 0
+    assert f"into {tmp_path / 'two'} for 2 epochs." in capsys.readouterr().out
+
+
 def test_config_prints_the_resolved_settings_as_yaml(tmp_path, capsys):
     extra = tmp_path / "extra.yaml"
     extra.write_text("train:\n  batch_size: 8\n")

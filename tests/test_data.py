@@ -1,5 +1,8 @@
 """The data sets and the tf.data pipeline: ranges, shapes, label dropout, clear errors."""
 
+import re
+
+import keras
 import numpy as np
 import pytest
 
@@ -109,6 +112,22 @@ def test_mismatched_data_and_model_are_explained():
         load_dataset("imagenet")
     with pytest.raises(DataError, match="fewer than one batch"):
         training_pipeline(toy_dataset(count=10), RunConfig(train=TrainConfig(batch_size=32)))
+
+
+def test_a_missing_keras_data_set_names_the_cache_folder_keras_reads(monkeypatch, tmp_path):
+    """KERAS_HOME when it is set, else ~/.keras: where Keras looks for datasets/, so the copy lands there."""
+
+    def offline():
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: [Errno -3] no network")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "elsewhere"))
+    with pytest.raises(DataError, match=re.escape(f"Keras's cache ({tmp_path / 'elsewhere' / 'datasets'})")):
+        load_dataset("mnist")
+    monkeypatch.delenv("KERAS_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(DataError, match=re.escape(f"Keras's cache ({tmp_path / '.keras' / 'datasets'})")):
+        load_dataset("mnist")
 
 
 def test_conditions_must_have_the_shape_the_model_expects():

@@ -8,7 +8,6 @@ It counts the requests per path, so a rerun can be shown to fetch nothing twice.
 import collections
 import contextlib
 import http.server
-import importlib.util
 import io
 import os
 import shutil
@@ -16,7 +15,6 @@ import threading
 import time
 
 import numpy as np
-import pandas
 import pytest
 from helpers import QUICK_SAMPLE_SETS, TINY_MODEL_SETS
 from PIL import Image
@@ -25,7 +23,7 @@ from denoiser.cli import main
 from denoiser.data.captions import read_captions
 from denoiser.data.download import select_rows
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("img2dataset") is None, reason="img2dataset is missing")
+pytestmark = pytest.mark.extra("download")
 
 SLOW_SECONDS = 3  # the slow image answers after this; the download's timeout is 1 s
 
@@ -106,6 +104,8 @@ def url_table(base):
     rows += [("/tiny.png", "a tiny picture", 7.0)]
     rows += [(f"/dull{index}.png", f"a dull picture {index}", 3.0) for index in range(3)]
     rows += [("/beyond_count.png", "a picture past the count", 7.0)]
+    import pandas
+
     return pandas.DataFrame(
         {
             "URL": [base + path for path, _, _ in rows],
@@ -191,6 +191,8 @@ def test_a_bad_filter_is_one_line_naming_the_problem(downloaded, tmp_path, capsy
 
 
 def test_ambiguous_or_missing_columns_are_named(tmp_path, capsys):
+    import pandas
+
     table = pandas.DataFrame({"url": ["http://x/a.png"], "image_url": ["http://x/b.png"], "caption": ["a"]})
     table.to_parquet(tmp_path / "two.parquet")
     assert main(["data", "download", str(tmp_path / "two.parquet"), "--out", str(tmp_path / "o")]) == 2
@@ -202,12 +204,14 @@ def test_ambiguous_or_missing_columns_are_named(tmp_path, capsys):
 
 
 def test_select_rows_filters_then_counts():
+    import pandas
+
     table = pandas.DataFrame({"u": list("abcde"), "t": list("ABCDE"), "score": [1, 7, 8, 2, 9]})
     rows = select_rows(table, "u", "t", where="score > 5", count=2)
     assert rows.to_dict("list") == {"url": ["b", "c"], "caption": ["B", "C"]}
 
 
-@pytest.mark.skipif(importlib.util.find_spec("open_clip") is None, reason="open_clip is not installed")
+@pytest.mark.extra("clip")
 def test_training_on_the_downloaded_folder(downloaded, tmp_path):
     args = ["train", "--preset", "captions", "--run-dir", str(tmp_path / "run"), "--epochs", "1"]
     args += ["--steps-per-epoch", "2", "--set", f"data.path={downloaded['out']}"]

@@ -11,6 +11,7 @@ import hashlib
 import html
 import importlib
 import os
+import socket
 import sys
 import threading
 import zipfile
@@ -21,6 +22,7 @@ import pytest
 
 from denoiser.cli import main
 from denoiser.utils.download import DownloadError, download_file, drive_file_id, parse_checksum
+from denoiser.utils.errors import short_reason
 
 FILE_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz012345"
 LARGE_ID = "1LaRgEfIlEbEhInDtHeViRuSsCaNpAgE0"
@@ -138,16 +140,99 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def test_drive_ids_from_links_and_bare_ids():
-    for link in (
-        f"https://drive.google.com/file/d/{FILE_ID}/view?usp=sharing",
-        f"https://drive.google.com/uc?id={FILE_ID}&export=download",
-        f"https://drive.google.com/open?id={FILE_ID}",
-        FILE_ID,
-    ):
-        assert drive_file_id(link) == FILE_ID
-    with pytest.raises(DownloadError, match="neither a Google Drive file link"):
-        drive_file_id("https://example.com/model.keras")
+DOCUMENTED_FORMS = (  # every way the README and `denoiser download --help` write a file to download
+    "https://drive.google.com/file/d/{}/view",
+    "https://drive.google.com/file/d/{}/view?usp=sharing",
+    "https://drive.google.com/open?id={}",
+    "https://drive.google.com/uc?id={}&export=download",
+    "{}",
+)
+
+
+@pytest.fixture
+def fetched(monkeypatch):
+    """gdown.download replaced by a stand-in that writes the file and records the ids asked for."""
+    gdown = pytest.importorskip("gdown")
+    asked = []
+
+    def download(id, output, **kwargs):
+        asked.append(id)
+        path = os.path.join(output, "model.keras")
+        with open(path, "wb") as handle:
+            handle.write(CONTENT)
+        return path
+
+    monkeypatch.setattr(gdown, "download", download)
+    return asked
+
+
+@pytest.mark.parametrize("form", DOCUMENTED_FORMS)
+def test_every_documented_form_downloads_its_file(form, fetched, tmp_path):
+    assert download_file(form.format(FILE_ID), tmp_path, sha256(CONTENT), quiet=True) == str(tmp_path / "model.keras")
+    assert fetched == [FILE_ID]
+
+
+@pytest.mark.parametrize("form", DOCUMENTED_FORMS)
+def test_the_documentations_placeholder_id_is_named_as_one(form, fetched, tmp_path):
+    """The README's `denoiser download https://drive.google.com/file/d/FILE_ID/view`, run as written."""
+    with pytest.raises(DownloadError, match=r"^FILE_ID stands for a file id: put your file's id in its place"):
+        download_file(form.format("FILE_ID"), tmp_path, quiet=True)
+    assert fetched == []  # Drive was not asked for it
+
+
+def test_a_link_is_a_link_whatever_its_id_and_anything_else_is_neither():
+    assert drive_file_id("https://drive.google.com/file/d/1short/view") == "1short"  # Drive says if it exists
+    for text in ("https://example.com/model.keras", "model.keras", "https://drive.google.com/drive/my-drive"):
+        with pytest.raises(DownloadError, match=r"is neither a Google Drive file link .* nor a file id \(20 or more"):
+            drive_file_id(text)
+
+
+def test_a_long_reason_is_cut_between_words():
+    error = ConnectionError(
+        "HTTPSConnectionPool(host='drive.google.com', port=443): Max retries exceeded with url: "
+        f"/uc?id={FILE_ID} (Caused by NameResolutionError(\"Failed to resolve 'drive.google.com'\"))"
+    )
+    full, reason = f"ConnectionError: {error}", short_reason(error, limit=150)
+    assert len(reason) <= 150 and reason.endswith("...") and full.startswith(reason.removesuffix("...") + " ")
+
+
+@pytest.fixture(params=["no name resolution", "connection refused"])
+def offline(request, monkeypatch, tmp_path_factory):
+    """gdown's requests fail as they do offline: Drive's name does not resolve, or nothing answers on its port
+    (a closed port on 127.0.0.1). No request leaves the machine. Yields the socket error's words."""
+    pytest.importorskip("gdown")
+    import requests.adapters
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    send = requests.adapters.HTTPAdapter.send
+
+    def to_the_closed_port(self, request, **kwargs):
+        parts = urlsplit(request.url)
+        request.url = f"http://127.0.0.1:{port}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+        return send(self, request, **{**kwargs, "proxies": {}})
+
+    def no_name_resolution(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", to_the_closed_port)
+    if request.param == "no name resolution":
+        monkeypatch.setattr(socket, "getaddrinfo", no_name_resolution)
+    cookies = tmp_path_factory.mktemp("gdown-cookies") / "cookies.txt"  # not ~/.cache/gdown
+    monkeypatch.setattr(importlib.import_module("gdown.download"), "DEFAULT_COOKIES_FILE", str(cookies))
+    return "Temporary failure in name resolution" if request.param == "no name resolution" else "Connection refused"
+
+
+def test_offline_the_error_says_drive_cannot_be_reached(offline, tmp_path):
+    with pytest.raises(DownloadError) as raised:
+        download_file(FILE_ID, tmp_path, quiet=True)
+    message = str(raised.value)
+    assert message.startswith("Could not reach drive.google.com (") and offline in message
+    assert message.endswith("check the network connection, then run the same command again to continue.")
+    assert "anyone with the link" not in message and "\n" not in message  # no sharing problem suggested
+    assert os.listdir(tmp_path) == []
 
 
 def test_checksum_forms():

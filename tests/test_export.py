@@ -1,6 +1,5 @@
 """`denoiser export --format onnx`: the exported network agrees with Keras, and its JSON describes the page's needs."""
 
-import importlib.util
 import json
 import os
 
@@ -12,11 +11,7 @@ from denoiser.cli import main
 from denoiser.deploy.onnx import ExportError, example_inputs, export_onnx, parity, write_onnx
 from denoiser.serialization import load_sampler
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("tf2onnx") is None or importlib.util.find_spec("onnxruntime") is None,
-    reason='tf2onnx/onnxruntime are not installed (pip install -e ".[onnx]")',
-)
-needs_open_clip = pytest.mark.skipif(importlib.util.find_spec("open_clip") is None, reason="open_clip is not installed")
+pytestmark = pytest.mark.extra("onnx")
 
 
 def onnx_against_keras(model, path, seed):
@@ -72,7 +67,7 @@ def test_every_condition_kind_exports_within_tolerance(condition, channels, tmp_
     assert sampler.model_config.condition == condition
 
 
-@needs_open_clip
+@pytest.mark.extra("clip")
 def test_a_text_model_exports_the_embeddings_of_its_prompts(tmp_path):
     from denoiser.data.encoders import encode_texts
 

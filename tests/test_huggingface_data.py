@@ -6,7 +6,6 @@ through `hf:FOLDER` naming too), fill the image cache once, and a tiny model tra
 """
 
 import contextlib
-import importlib.util
 import io
 import os
 
@@ -22,7 +21,7 @@ from denoiser.data.huggingface import is_huggingface_source, load_huggingface_da
 from denoiser.data.sources import dataset_for_config
 from denoiser.presets import resolve_config
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("datasets") is None, reason="datasets is not installed")
+pytestmark = pytest.mark.extra("hf")
 
 ENCODER = "open_clip/ViT-B-32/none"
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
@@ -71,7 +70,7 @@ def test_which_paths_are_huggingface_datasets(saved, captioned_folder):
     assert split_name("hf:user/name") == ("user/name", "train")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("open_clip") is None, reason="open_clip is not installed")
+@pytest.mark.extra("clip")
 @pytest.mark.parametrize("where", ["saved", "parquet", "hf:parquet", "parquet/train-00000.parquet"])
 def test_a_local_dataset_loads_with_its_columns_found(saved, where, capsys):
     path = "hf:" + str(saved / "parquet") if where == "hf:parquet" else str(saved / where)
@@ -96,7 +95,7 @@ def test_missing_or_ambiguous_columns_name_the_columns(saved, tmp_path):
         dataset_for_config(config_for(saved / "saved", "data.image_column=pixels"))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("open_clip") is None, reason="open_clip is not installed")
+@pytest.mark.extra("clip")
 def test_one_command_trains_on_a_local_dataset(saved, tmp_path):
     args = ["train", "--preset", "captions", "--run-dir", str(tmp_path / "run"), "--epochs", "1"]
     args += ["--steps-per-epoch", "2", "--set", f"data.path=hf:{saved / 'parquet'}", "--set", f"data.encoder={ENCODER}"]

@@ -12,10 +12,11 @@ from PIL import Image
 from denoiser import Sampler, build_unet, evaluate, load_image_folder, load_model, train
 from denoiser.callbacks import draw_sample_grid, grid_conditions
 from denoiser.cli import main
+from denoiser.data.dataset import Dataset
 from denoiser.data.folders import fit_config_to_folder, read_image_folder
 from denoiser.data.sources import CIFAR10_CLASSES, class_names_for
-from denoiser.evaluation.classifier import build_classifier
-from denoiser.evaluation.evaluator import Evaluation
+from denoiser.evaluation.classifier import build_classifier, rotated_copies
+from denoiser.evaluation.evaluator import Evaluation, summary_lines
 from denoiser.presets import resolve_config
 from denoiser.rundir import RunDirectory
 
@@ -244,6 +245,32 @@ def test_a_folder_without_a_test_split_is_compared_with_its_training_images(tmp_
     evaluation = Evaluation(RunDirectory(run).run_config(), classifier=build_classifier((16, 16, 3), 2, width=4))
     assert evaluation.test is None and len(evaluation.reference) == 8
     assert "the training images of" in evaluation.reference_name and "no test/ or val/" in evaluation.reference_name
+
+
+def test_rotated_copies_label_each_image_by_its_turn():
+    images = random_images(3, size=8)
+    turned = rotated_copies(Dataset(images, np.zeros(3, dtype="int32")))
+    assert len(turned) == 12 and len(turned.class_names) == 4
+    np.testing.assert_array_equal(turned.conditions, np.repeat([1, 2, 3, 4], 3))
+    np.testing.assert_array_equal(turned.images[3 * 2 + 1], np.rot90(images[1], 2))  # image 1, turned 180 degrees
+
+
+def test_an_unconditional_model_is_scored_by_a_judge_trained_on_its_folder(tmp_path):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for index, image in enumerate(random_images(12, seed=4)):
+        Image.fromarray(image).save(folder / f"{index}.png")
+    run = tiny_run(tmp_path / "run", folder)
+    assert RunDirectory(run).run_config().model.condition == "none"
+    results = evaluate(run, num=6, nearest=0, steps=2)
+    assert "conditional_accuracy" not in results and results["guidance"] is None
+    assert "the training images of" in results["reference"]
+    # a random network's samples are further from the folder's images than the images themselves
+    assert results["classifier_fd"] > results["classifier_fd_real"]
+    judges = os.listdir(os.path.join(os.environ["KERAS_HOME"], "denoiser", "classifiers"))
+    assert any(name.startswith("images-") and "-rotations" in name for name in judges)
+    printed = "\n".join(summary_lines(results))
+    assert "guidance" not in printed and "classifier FD" in printed
 
 
 # ================================================================================== one-line errors

@@ -2,15 +2,23 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
 from helpers import FakeEncoder, tiny_train_args
 
 from denoiser.cli import main
+from denoiser.data.dataset import Dataset
 from denoiser.data.sources import load_dataset
 from denoiser.evaluation import metrics
-from denoiser.evaluation.classifier import cache_path, predict_classes, train_classifier
+from denoiser.evaluation.classifier import (
+    TRAINING_IMAGES,
+    cache_path,
+    load_classifier,
+    predict_classes,
+    train_classifier,
+)
 from denoiser.evaluation.metrics import MetricError
 from denoiser.evaluation.report import default_output
 from denoiser.serialization import find_checkpoint
@@ -144,6 +152,35 @@ def test_missing_inception_weights_say_so_plainly(trained_run, tmp_path, monkeyp
     error = capsys.readouterr().err.strip()
     assert code == 2 and "InceptionV3 weights are not in the Keras cache" in error and len(error.splitlines()) == 1
     assert not os.path.exists(tmp_path / "x.json")
+
+
+def test_missing_inception_weights_name_the_cache_folder_keras_reads(monkeypatch, tmp_path):
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: [Errno -3] no network")
+
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "elsewhere"))
+    with pytest.raises(MetricError, match=re.escape(f"(they go to {tmp_path / 'elsewhere' / 'models'})")):
+        metrics.load_inception()
+
+
+def tiny_classifier_progress(capsys, name, path, data=None):
+    """What load_classifier prints as it trains a classifier (for one step only)."""
+    load_classifier(name, 24, path=str(path), progress=True, data=data, epochs=1, steps_per_epoch=1, width=4)
+    return capsys.readouterr().out
+
+
+def test_the_classifier_training_line_names_the_data_not_a_cache_file(monkeypatch, tmp_path, capsys):
+    folder = Dataset(np.zeros((8, 24, 24, 1), "uint8"), np.array([1, 2] * 4, "int32"), ("cat", "dog"))
+    line = tiny_classifier_progress(capsys, "images-0123abcd-c1", tmp_path / "folder.keras", data=folder)
+    assert "Training a classifier of the image folder (classes: cat, dog) for evaluation on 8 images" in line
+    assert "a images-" not in line
+
+    monkeypatch.setitem(TRAINING_IMAGES, "shapes", 64)  # not the 12,000 a real judge trains on
+    line = tiny_classifier_progress(capsys, "shapes", tmp_path / "shapes.keras")
+    assert "Training a shapes classifier for evaluation on 64 images" in line
 
 
 def test_evaluate_refuses_too_few_samples(trained_run, tmp_path, capsys):

@@ -7,7 +7,7 @@ import shutil
 import huggingface_hub
 import numpy as np
 import pytest
-from helpers import tiny_train_args
+from helpers import needs_web_page, tiny_train_args
 
 from denoiser import generate, load_sampler
 from denoiser.cli import main
@@ -176,6 +176,7 @@ def test_a_pretrained_model_samples_with_one_command(tmp_path):
 
 
 def test_the_web_page_opens_a_pretrained_model_without_an_export_step():
+    needs_web_page()
     server = make_server("pretrained:shapes", port=0)
     try:
         assert server.RequestHandlerClass.keywords["model_dir"] == os.path.join(pretrained_path("shapes"), "web")

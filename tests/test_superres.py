@@ -191,8 +191,8 @@ def test_an_sr_stage_trains_into_its_run_directory_with_grids_and_resumes(tmp_pa
     assert load_model(run.latest).config.low_resolution == 12
 
 
+@pytest.mark.extra("onnx")
 def test_an_sr_stage_exports_to_onnx_with_its_low_resolution(tmp_path):
-    pytest.importorskip("tf2onnx")
     from denoiser.deploy.onnx import export_onnx
 
     stage = write_run(tmp_path / "sr", tiny_sr(), {"steps": 2})

@@ -5,8 +5,6 @@ one from a small vocabulary with the `tokenizers` library and saves it beside a 
 T5 encoder: the same folder layout `save_pretrained` gives for t5-small.
 """
 
-import importlib.util
-
 import numpy as np
 import pytest
 from helpers import QUICK_SAMPLE_SETS, TINY_MODEL_SETS, write_captioned_folder
@@ -19,10 +17,7 @@ WIDTH = 16
 WORDS = "a an the large small red blue green yellow circle cross square triangle at in top bottom left right centre"
 RED, LONGER = "a large red circle at the centre", "a small blue cross at the top left"
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("transformers") is None or importlib.util.find_spec("tokenizers") is None,
-    reason="transformers is not installed",
-)
+pytestmark = pytest.mark.extra("t5")
 
 
 def save_tiny_t5(folder) -> str:

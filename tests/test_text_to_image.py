@@ -5,7 +5,6 @@ network and tokenizer, no download. The network is tiny and trains for two short
 """
 
 import contextlib
-import importlib.util
 import io
 import os
 import shutil
@@ -29,7 +28,7 @@ ENCODER = "open_clip/ViT-B-32/none"
 TINY = ["model.image_size=16", *TINY_MODEL_SETS, "train.batch_size=4", "train.warmup_steps=2", *QUICK_SAMPLE_SETS]
 RED, BLUE = "a large red circle at the centre", "a small blue cross at the top left"
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("open_clip") is None, reason="open_clip is not installed")
+pytestmark = pytest.mark.extra("clip")
 
 
 @pytest.fixture(scope="module")

@@ -86,6 +86,15 @@ def test_more_epochs_extend_a_finished_run(one_epoch_run, tmp_path):
     assert model.optimizer.iterations.numpy() == 6
 
 
+def test_rerunning_a_finished_run_only_says_it_is_finished(one_epoch_run, tmp_path, capsys):
+    run = copy_of(one_epoch_run, tmp_path)
+    train(tiny_config("train.epochs=1", *FAST_AVERAGE_SETS), run, verbose=0)
+    out = capsys.readouterr().out
+    assert f"{run} already finished 1 epoch; raise `train.epochs`." in out
+    assert "Resuming" not in out  # nothing is resumed: no "at epoch 2, step 1"
+    assert RunDirectory(run).finished_epochs() == [1]
+
+
 def test_a_different_model_in_the_same_run_dir_is_refused(one_epoch_run, tmp_path):
     run = copy_of(one_epoch_run, tmp_path)
     with pytest.raises(ConfigError, match=r"model\.base_width: 8 -> 16"):

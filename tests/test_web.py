@@ -10,7 +10,6 @@ the model of DENOISER_WEB_CHECKPOINT (a run directory) instead of the tiny rando
 """
 
 import http.client
-import importlib.util
 import os
 import shutil
 
@@ -102,7 +101,7 @@ def test_the_page_offers_every_class_and_a_seeded_generate_button(class_page):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("open_clip") is None, reason="open_clip is not installed")
+@pytest.mark.extra("clip")
 def test_the_page_samples_a_text_model_from_its_exported_prompts(browser, tmp_path):
     from denoiser.data.encoders import encode_texts
 

@@ -21,7 +21,7 @@ from denoiser.presets import preset_names, resolve_config
 
 CHECKPOINT_HELP = "a .keras checkpoint, or a run directory (uses checkpoints/latest.keras)"
 SOLVER_HELP = (
-    "ddim (first order), dpmpp_2m (second order, ~10 steps suffice) or deis (third order, 5 steps) "
+    "ddim (first order), dpmpp_2m (second order, ~10 steps suffice) or deis (third order, the best from 3 to 10 steps) "
     "(default: the run's sample.solver)"
 )
 ENCODER_HELP = "the text encoder, only for a checkpoint without its run's config.yaml beside it"

@@ -22,6 +22,7 @@ from denoiser.data.shapes import CLASS_NAMES as SHAPES_CLASSES
 from denoiser.data.shapes import make_shapes
 from denoiser.utils.errors import short_reason
 from denoiser.utils.images import downsample
+from denoiser.utils.keras_cache import keras_home
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
@@ -182,9 +183,10 @@ def load_dataset(name: str, split: str = "train", num_images: int | None = None,
     try:
         (train_images, train_labels), (test_images, test_labels) = loader()
     except Exception as error:  # no network and no cached copy, most often
+        cache = os.path.join(keras_home(), "datasets")
         raise DataError(
             f"Could not load {name} through keras.datasets ({short_reason(error)}). It downloads on first use; "
-            "check the network connection, or put the files in Keras's cache (~/.keras/datasets)."
+            f"check the network connection, or put the files in Keras's cache ({cache})."
         ) from error
     images, labels = (train_images, train_labels) if split == "train" else (test_images, test_labels)
     conditions = labels.reshape(-1).astype("int32") + 1  # id 0 is reserved for "no condition"

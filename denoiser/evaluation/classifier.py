@@ -27,9 +27,12 @@ import os
 
 import numpy as np
 
+from denoiser.data.dataset import Dataset
+from denoiser.data.folders import DATASET as IMAGE_FOLDERS
 from denoiser.data.sources import load_dataset
 from denoiser.utils.files import atomic_path
 from denoiser.utils.images import to_unit_range
+from denoiser.utils.keras_cache import keras_home
 from denoiser.utils.progress import fit_verbosity
 
 FEATURES = "features"  # the name of the layer whose output is the feature vector
@@ -39,8 +42,7 @@ TRAINING_IMAGES = {"shapes": 12000}  # built-in data sets are drawn, so choose h
 
 def cache_path(dataset: str, image_size: int) -> str:
     """Where the classifier of `dataset` at `image_size` is cached (in Keras's cache folder)."""
-    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-    return os.path.join(home, "denoiser", "classifiers", f"{dataset}-{image_size}-v{VERSION}.keras")
+    return os.path.join(keras_home(), "denoiser", "classifiers", f"{dataset}-{image_size}-v{VERSION}.keras")
 
 
 def build_classifier(image_shape: tuple[int, int, int], num_classes: int, width: int = 16):
@@ -119,13 +121,13 @@ def load_classifier(
     path = path or cache_path(dataset, image_size)
     if os.path.exists(path):
         return keras.saving.load_model(path, safe_mode=True)
+    subject = f"a {dataset} classifier" if data is None else classifier_of(dataset, data)
     if data is None:
         data = load_dataset(dataset, "train", num_images=TRAINING_IMAGES.get(dataset), image_size=image_size)
     data = data.in_memory()  # the readable images only, of a data set read from files
     if progress:
         print(
-            f"Training a {dataset} classifier for evaluation on {len(data)} images (once, a few minutes on a CPU; "
-            f"cached at {path})."
+            f"Training {subject} for evaluation on {len(data)} images (once, a few minutes on a CPU; cached at {path})."
         )
     model = train_classifier(
         data.images, data.conditions, len(data.class_names), verbose=fit_verbosity(progress), **training
@@ -133,6 +135,15 @@ def load_classifier(
     with atomic_path(path) as temporary:
         model.save(temporary)
     return model
+
+
+def classifier_of(name: str, data) -> str:
+    """How the progress line names a classifier of the images given to `load_classifier`: by where they come
+    from and their classes, not by `name`, a cache file's name ("images-<fingerprint>-c3" for an image folder)."""
+    source = "the image folder" if name.startswith(f"{IMAGE_FOLDERS}-") else "the given images"
+    names = list(data.class_names)
+    listed = ", ".join(names[:4] + (["..."] if len(names) > 4 else []))
+    return f"a classifier of {source} (classes: {listed})"
 
 
 def predict_classes(classifier, images, batch_size: int = 256) -> np.ndarray:
@@ -152,3 +163,19 @@ def feature_model(classifier):
 def classifier_features(classifier, images, batch_size: int = 256) -> np.ndarray:
     """The `features` layer's output for each image (N, 128)."""
     return feature_model(classifier).predict(to_unit_range(images), batch_size=batch_size, verbose=0)
+
+
+TURNS = ("upright", "turned 90 degrees", "turned 180 degrees", "turned 270 degrees")
+
+
+def rotated_copies(data: Dataset) -> Dataset:
+    """Every image four times, turned by 0, 90, 180 and 270 degrees and labelled by its turn (ids 1..4).
+
+    A task that needs no labels: to tell how an image is turned, a network must learn the shapes and parts the
+    images are made of (self-supervised rotation prediction, Gidaris et al. 2018). Trained on it, the classifier
+    gives a folder of unlabelled images a judge of its own, whose features the Frechet distance compares.
+    """
+    images = data.in_memory().images
+    turned = np.concatenate([np.rot90(images, turns, axes=(1, 2)) for turns in range(len(TURNS))])
+    ids = np.repeat(np.arange(1, len(TURNS) + 1, dtype="int32"), len(images))
+    return Dataset(np.ascontiguousarray(turned), ids, TURNS)

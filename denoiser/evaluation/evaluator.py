@@ -10,6 +10,9 @@ What is measured depends on the model:
     and the test split; real training images score the same way beside them, as the floor. An image folder
     (data/folders.py) has its own classifier, trained on its training split; its test split is its test/ or
     val/ folder, and a folder without one is compared with its training images ("reference" says which);
+  - unconditional: the Frechet distance of the judge's features alone (there is no class to ask for); a folder
+    of images without classes gets a judge of its own, trained to tell how its images are turned
+    (classifier.rotated_copies), so the measure needs no labels and no download;
   - text-conditioned (open_clip encoder): the CLIP score of samples against their captions, and of the real
     images as the reference;
   - every model: a memorization check, the nearest training images of a few samples in pixels (and in
@@ -36,7 +39,7 @@ from denoiser.data.dataset import Dataset
 from denoiser.data.folders import TEST_SPLITS, load_image_folder, read_image_folder, split_folder
 from denoiser.data.sources import CAPTIONED_DATASETS, IMAGE_FOLDERS, dataset_for_config, load_dataset
 from denoiser.evaluation import metrics
-from denoiser.evaluation.classifier import classifier_features, load_classifier, predict_classes
+from denoiser.evaluation.classifier import classifier_features, load_classifier, predict_classes, rotated_copies
 from denoiser.evaluation.metrics import MetricError
 from denoiser.utils.images import downsample, to_uint8, to_unit_range
 from denoiser.utils.indices import evenly_spaced
@@ -55,12 +58,13 @@ class Evaluation:
         self.config, self.progress = config, progress
         self.train = dataset_for_config(config)
         self.class_conditional = config.model.condition == "class" and self.train.is_class_conditional
+        self.unconditional = config.model.condition == "none"
         self.test = held_out_split(config)
         self.reference, self.reference_name = self.reference_images()
         if progress and self.reference is not None:
             print(f"Comparing samples with {self.reference_name}.")
         self.classifier = classifier
-        if self.class_conditional and classifier is None:
+        if (self.class_conditional or self.unconditional) and classifier is None:
             self.classifier = judge(config, self.train, progress)
         self.inception = metrics.load_inception() if inception else None
         if self.inception is not None and self.reference is None:
@@ -143,7 +147,7 @@ class Evaluation:
             "dataset": self.config.data.dataset,
             "num_samples": int(num),
             "steps": sampler.steps,
-            "guidance": sampler.guidance,
+            "guidance": None if kind == "none" else sampler.guidance,  # an unconditional model has none
             "solver": sampler.solver,
             "seed": seed,
         }
@@ -156,6 +160,10 @@ class Evaluation:
                     bicubic_accuracy=bicubic_scores["conditional_accuracy"],
                     bicubic_classifier_fd=bicubic_scores["classifier_fd"],
                 )
+        elif self.unconditional and self.reference is not None:
+            results.update(self.feature_distances(samples, real))
+            if upscaling is not None:
+                upscaling["bicubic_classifier_fd"] = self.distance_to_reference(bicubic)
         if kind in ("vector", "sequence") and str(self.config.data.encoder).startswith("open_clip/"):
             results["clip_score"] = metrics.clip_score(samples, captions, self.config.data.encoder)
             real_images = self.train.images[self.train.example_rows(num)]  # the images the captions describe
@@ -170,23 +178,31 @@ class Evaluation:
         return results
 
     def classifier_scores(self, samples, requested, real, real_ids) -> dict:
+        """Conditional accuracy (samples, then real training images) and the feature distances."""
         accuracy = metrics.conditional_accuracy(predict_classes(self.classifier, samples), requested)
         names = self.train.class_names
-        if self._test_features is None:
-            self._test_features = classifier_features(self.classifier, self.reference.in_memory().images)
-        sample_features = classifier_features(self.classifier, samples)
         return {
             "conditional_accuracy": accuracy["accuracy"],
             "conditional_accuracy_real": float(np.mean(predict_classes(self.classifier, real) == real_ids)),
             "per_class_accuracy": {
                 names[c - 1] if c <= len(names) else str(c): value for c, value in accuracy["per_class"].items()
             },
-            "reference": self.reference_name,
-            "classifier_fd": metrics.frechet_distance(sample_features, self._test_features),
-            "classifier_fd_real": metrics.frechet_distance(
-                classifier_features(self.classifier, real), self._test_features
-            ),
+            **self.feature_distances(samples, real),
         }
+
+    def feature_distances(self, samples, real) -> dict:
+        """The Frechet distance of the judge's features between the samples and the reference images, and of
+        as many real training images, the floor a perfect generator would reach."""
+        return {
+            "reference": self.reference_name,
+            "classifier_fd": self.distance_to_reference(samples),
+            "classifier_fd_real": self.distance_to_reference(real),
+        }
+
+    def distance_to_reference(self, images) -> float:
+        if self._test_features is None:
+            self._test_features = classifier_features(self.classifier, self.reference.in_memory().images)
+        return metrics.frechet_distance(classifier_features(self.classifier, images), self._test_features)
 
     def inception_scores(self, samples) -> dict:
         if self._inception_test is None:
@@ -253,12 +269,15 @@ def held_out_split(config) -> Dataset | None:
 
 
 def judge(config, train: Dataset, progress: bool = False):
-    """The classifier that judges a class-conditional run (classifier.py): the package's for a built-in data set;
-    for an image folder one trained on `train`, its training split, and cached under the folder's fingerprint."""
+    """The classifier that judges a class-conditional or unconditional run (classifier.py): the package's for a
+    built-in data set; for an image folder one trained on `train`, its training split, and cached under the
+    folder's fingerprint: on its classes, or for a folder without classes on how its images are turned."""
     name, size = config.data.dataset, config.model.image_size
     if name != IMAGE_FOLDERS:
         return load_classifier(name, size, progress=progress)
     cache_name = f"images-{read_image_folder(config.data.path).fingerprint()}-c{config.model.channels}"
+    if not train.class_names:
+        return load_classifier(f"{cache_name}-rotations", size, progress=progress, data=rotated_copies(train))
     return load_classifier(cache_name, size, progress=progress, data=train)
 
 
@@ -279,27 +298,26 @@ def summary_lines(results: dict) -> list[str]:
     if upscaling:
         size = upscaling["low_resolution"]
         what = f"real images of the {upscaling['source']}, made {size}x{size} and upscaled"
-    lines = [
-        f"{results['num_samples']} {what}, {results['steps']} {results['solver']} steps, "
-        f"guidance {results['guidance']:g}"
-    ]
+    guidance = "" if results.get("guidance") is None else f", guidance {results['guidance']:g}"
+    lines = [f"{results['num_samples']} {what}, {results['steps']} {results['solver']} steps{guidance}"]
     if "conditional_accuracy" in results:
         lines.append(
             f"conditional accuracy  {results['conditional_accuracy']:.3f}"
             f"   (real training images: {results['conditional_accuracy_real']:.3f})"
         )
+    if "classifier_fd" in results:
         lines.append(
             f"classifier FD         {results['classifier_fd']:.3f}"
-            f"   (real training images vs test, the floor: {results['classifier_fd_real']:.3f})"
+            f"   (real training images vs the reference, the floor: {results['classifier_fd_real']:.3f})"
         )
-        if "reference" in results:
-            lines.append(f"compared with         {results['reference']}")
+        lines.append(f"compared with         {results['reference']}")
     if upscaling:
         line = f"pixel error vs originals {upscaling['mean_abs_error']:.1f}/255   (bicubic: "
         line += f"{upscaling['bicubic_mean_abs_error']:.1f}"
         if "bicubic_accuracy" in upscaling:
             line += f"; accuracy {upscaling['bicubic_accuracy']:.3f}"
-            line += f", classifier FD {upscaling['bicubic_classifier_fd']:.3f}"
+        if "bicubic_classifier_fd" in upscaling:
+            line += f"; classifier FD {upscaling['bicubic_classifier_fd']:.3f}"
         lines.append(line + ")")
     if "clip_score" in results:
         lines.append(

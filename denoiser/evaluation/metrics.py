@@ -19,10 +19,13 @@ from other sample counts or reference splits are not comparable: FID falls as th
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from denoiser.data.encoders import as_encoder
 from denoiser.utils.images import to_uint8, to_unit_range
+from denoiser.utils.keras_cache import keras_home
 from denoiser.utils.progress import Progress
 
 INCEPTION_SIZE = 299
@@ -102,7 +105,7 @@ def load_inception():
             "InceptionV3 weights are not in the Keras cache and cannot be downloaded "
             f"({type(error).__name__}: {' '.join(str(error).split())}). "
             "FID and KID need them: run once with network access "
-            "(they go to ~/.keras/models/), or leave out `inception`."
+            f"(they go to {os.path.join(keras_home(), 'models')}), or leave out `inception`."
         ) from error
 
 

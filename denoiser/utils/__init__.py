@@ -7,4 +7,5 @@ progress.py  progress: Keras's bar on a terminal, plain lines in a log file
 terminal.py  whether the output is a terminal (or a notebook cell), where a bar can redraw its line
 quiet.py     TensorFlow's start-up lines kept off stderr
 download.py  Google Drive downloads through gdown, with checksums
+keras_cache.py  the folder Keras keeps its downloads in (KERAS_HOME, else ~/.keras)
 """

@@ -15,12 +15,14 @@ import hashlib
 import os
 import re
 import sys
+import urllib.parse
 
-from denoiser.utils.errors import short_reason
+from denoiser.utils.errors import network_cause, short_reason
 from denoiser.utils.terminal import redraws_in_place
 
-DRIVE_ID = re.compile(r"^[A-Za-z0-9_-]{20,}$")
-DRIVE_URL_ID = re.compile(r"(?:/file/d/|/d/|[?&]id=)([A-Za-z0-9_-]{20,})")
+DRIVE_ID = re.compile(r"^[A-Za-z0-9_-]{20,}$")  # a bare id: Drive's are 25 to 44 characters, so "model.keras" is none
+LINK_ID = re.compile(r"(?:/d/|[?&]id=)([A-Za-z0-9_-]+)")  # in a link: /file/d/ID/view, open?id=ID, uc?id=ID
+PLACEHOLDER = re.compile(r"^[A-Z_]+$")  # FILE_ID, ID: what documentation writes for an id; Drive's mix cases and digits
 ARCHIVE_ENDINGS = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz")
 
 
@@ -29,17 +31,45 @@ class DownloadError(OSError):
 
 
 def drive_file_id(url_or_id: str) -> str:
-    """The file id of a Google Drive share link (…/file/d/ID/view, …?id=ID) or of a bare id."""
+    """The file id of a Google Drive share link (…/file/d/ID/view, …?id=ID) or of a bare id.
+
+    An id the documentation writes in its place (FILE_ID) is refused here, rather than asked of Drive, which
+    would answer as for a file that is not shared.
+    """
     text = url_or_id.strip()
-    if DRIVE_ID.match(text):
-        return text
-    match = DRIVE_URL_ID.search(text)
-    if match is None:
+    file_id = text if DRIVE_ID.match(text) or PLACEHOLDER.match(text) else link_id(text)
+    if PLACEHOLDER.match(file_id):
         raise DownloadError(
-            f"{url_or_id!r} is neither a Google Drive file link "
-            "(https://drive.google.com/file/d/ID/view) nor a file id."
+            f"{file_id} stands for a file id: put your file's id in its place (the part after /file/d/ in the link "
+            "that Drive's Share button copies)."
+        )
+    return file_id
+
+
+def link_id(text: str) -> str:
+    """The file id in a link to Google Drive (drive.google.com, docs.google.com), any length."""
+    parts = urllib.parse.urlsplit(text)
+    match = LINK_ID.search(f"{parts.path}?{parts.query}")
+    if not (parts.hostname or "").endswith(".google.com") or match is None:
+        raise DownloadError(
+            f"{text!r} is neither a Google Drive file link (https://drive.google.com/file/d/ID/view) nor a file id "
+            "(20 or more letters, digits, - and _)."
         )
     return match.group(1)
+
+
+def failure_message(url_or_id: str, error: BaseException) -> str:
+    """Why a download failed, in one line: Drive out of reach (offline), or Drive's or gdown's own reason."""
+    unreachable = network_cause(error)
+    if unreachable is not None:
+        return (
+            f"Could not reach drive.google.com ({unreachable}); check the network connection, then run the same "
+            "command again to continue."
+        )
+    return (
+        f"Could not download {url_or_id} ({short_reason(error)}). Is the file shared as 'anyone with the link'? "
+        "Run the same command again to continue an interrupted download."
+    )
 
 
 def parse_checksum(checksum: str) -> tuple[str, str]:
@@ -81,10 +111,7 @@ def download_file(
     try:
         path = gdown.download(id=file_id, output=os.path.join(to, ""), quiet=not bar, resume=True)
     except Exception as error:  # gdown raises its own errors, requests' and OSErrors
-        raise DownloadError(
-            f"Could not download {url_or_id} ({short_reason(error)}). Is the file shared as 'anyone with the link'? "
-            "Run the same command again to continue an interrupted download."
-        ) from error
+        raise DownloadError(failure_message(url_or_id, error)) from error
     if not path or not os.path.isfile(path):
         raise DownloadError(f"Could not download {url_or_id}: is the file shared as 'anyone with the link'?")
     if expected is not None:

@@ -6,9 +6,41 @@ chain of connection errors). Ours name the problem and the fix in one line and q
 
 from __future__ import annotations
 
+import errno
+import socket
+
+# What a socket raises when the server cannot be reached: no name resolution (offline, most often), a refused or
+# reset connection, a timeout, or no route to the network.
+NETWORK_ERRORS = (socket.gaierror, ConnectionError, TimeoutError)
+NETWORK_ERRNOS = {errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH}
+
 
 def short_reason(error: BaseException, limit: int = 160) -> str:
-    """`Type: first line of the message`, cut to `limit` characters."""
+    """`Type: first line of the message`, cut at a word boundary to at most `limit` characters."""
     lines = str(error).strip().splitlines() or [""]
     reason = f"{type(error).__name__}: {lines[0].strip()}"
-    return reason if len(reason) <= limit else reason[: limit - 3] + "..."
+    return reason if len(reason) <= limit else reason[: limit - 3].rsplit(" ", 1)[0] + "..."
+
+
+def network_cause(error: BaseException) -> BaseException | None:
+    """The socket error behind a request that could not reach its server (no network, no name resolution, a
+    refused or timed-out connection), or None when the failure was another one.
+
+    requests and urllib wrap it several times (requests' ConnectionError -> urllib3's MaxRetryError -> its
+    `reason` -> the socket error as `__cause__`), so the chain is followed to the end.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, NETWORK_ERRORS) or getattr(error, "errno", None) in NETWORK_ERRNOS:
+            return error
+        error = wrapped_error(error)
+    return None
+
+
+def wrapped_error(error: BaseException) -> BaseException | None:
+    """The error that `error` wraps: urllib's and urllib3's `reason`, the one it was raised from, or its argument."""
+    for inner in (getattr(error, "reason", None), error.__cause__, *error.args[:1]):
+        if isinstance(inner, BaseException):
+            return inner
+    return None
