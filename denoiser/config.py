@@ -46,6 +46,7 @@ NoiseDistribution = Literal["folded_normal", "logit_normal", "uniform"]  # see s
 Distribute = Literal["none", "mirrored", "tpu", "multi_worker"]  # see training.make_strategy
 Solver = Literal["ddim", "dpmpp_2m", "deis"]  # see solvers.SOLVERS
 LossWeighting = Literal["none", "edm", "min_snr"]  # see schedule.loss_weights
+LossNorm = Literal["l1", "l2"]  # see objective.loss and schedule.loss_weights
 Preconditioning = Literal["none", "edm"]  # see schedule.preconditioning_scalings
 LearningRateDecay = Literal["none", "cosine", "linear"]  # see optimizer.WarmupSchedule
 
@@ -103,13 +104,24 @@ class DataConfig(Section):
 
     SECTION: ClassVar[str] = "data"
     RETIRED: ClassVar[tuple[str, ...]] = ("shuffle_buffer",)  # unused once every pass became a full shuffle
-    ADDED: ClassVar[dict[str, Any]] = {"loss_weighting": "none"}
+    ADDED: ClassVar[dict[str, Any]] = {
+        "loss_weighting": "none",
+        "loss_norm": "l1",
+        "noise_location": 0.0,
+        "noise_scale": 1.0,
+    }
 
     dataset: DatasetName = "fashion_mnist"  # which images (data/sources.py loads them)
     num_images: PositiveInt | None = None  # use only the first N training images (None: all)
     label_dropout: Fraction = 0.15  # share of conditions replaced by "no condition" (for guidance)
     noise_distribution: NoiseDistribution = "folded_normal"  # how training draws noise levels (schedule.py)
+    # logit_normal levels are s = sigmoid(noise_location + noise_scale * z), z ~ N(0, 1): their median is
+    # sigmoid(noise_location); below 0 trains more on nearly clean images, above 0 on noisy ones
+    noise_location: float = field(default=0.0, metadata=only_if("noise_distribution", "logit_normal"))
+    # the spread of logit_normal levels s = sigmoid(noise_location + noise_scale * z): above 1, more at both ends
+    noise_scale: PositiveFloat = field(default=1.0, metadata=only_if("noise_distribution", "logit_normal"))
     loss_weighting: LossWeighting = "none"  # how much the loss counts at each noise level (schedule.loss_weights)
+    loss_norm: LossNorm = "l1"  # the per-pixel distance of x0_hat to x: l1 |x0_hat - x| or l2 (x0_hat - x)^2
     # Super-resolution stages (model.low_resolution > 0): the low-resolution input is noised at a random level
     # in [0, max_augmentation] while training, and the network is told that level (noise conditioning augmentation).
     max_augmentation: Fraction = 0.3
@@ -221,6 +233,8 @@ class TrainConfig(Section):
         "lr_decay": "none",
         "log_every": 100,
         "accumulate_steps": 1,
+        "adam_beta_2": 0.999,
+        "cooldown_fraction": 0.0,
     }
 
     epochs: PositiveInt = 10  # train until this many epochs are finished (--epochs)
@@ -229,9 +243,13 @@ class TrainConfig(Section):
     # the memory of one batch (steps, warm-up, backups and the EMA all count updates, see optimizer.EMAAdam)
     accumulate_steps: PositiveInt = 1
     learning_rate: PositiveFloat = 3e-4  # Adam's peak, reached after the warm-up (optimizer.py)
+    adam_beta_2: OpenFraction = 0.999  # Adam's beta_2: the decay of its average of squared gradients (Keras's 0.999)
     warmup_steps: NonNegativeInt = 500  # the learning rate rises linearly from 0 over these first steps
     warmup_fraction: Fraction | None = None  # a warm-up of this share of the run's steps instead (None: warmup_steps)
     lr_decay: LearningRateDecay = "none"  # after the warm-up: constant, or down to 0 at the last planned step
+    # with lr_decay none: the learning rate falls linearly from its peak to 0 over this last share of the run's
+    # planned steps (a short cool-down; 0: none)
+    cooldown_fraction: Fraction = 0.0
     steps_per_epoch: PositiveInt | None = None  # None: one pass over the data per epoch
     ema_decay: Fraction = 0.999  # weight averaging for samples and checkpoints; 0 switches it off
     keep_checkpoints: NonNegativeInt = 0  # keep only the newest N epoch checkpoints; 0 keeps all
@@ -315,6 +333,15 @@ def low_resolution_divides_image_size(model: ModelConfig) -> str | None:
         )
 
 
+def cooldown_only_after_a_constant_rate(train: TrainConfig) -> str | None:
+    if train.cooldown_fraction > 0 and train.lr_decay != "none":
+        return (
+            f"train.cooldown_fraction={train.cooldown_fraction} cools down a constant learning rate, but "
+            f"train.lr_decay={train.lr_decay!r} decays it already; set train.lr_decay=none or "
+            "train.cooldown_fraction=0."
+        )
+
+
 CROSS_FIELD_CHECKS: dict[type, tuple[Callable[[Any], str | None], ...]] = {
     ModelConfig: (
         one_attention_switch_per_level,  # first: the other checks walk the levels
@@ -324,11 +351,27 @@ CROSS_FIELD_CHECKS: dict[type, tuple[Callable[[Any], str | None], ...]] = {
         image_size_halves_at_every_level,
         low_resolution_divides_image_size,
     ),
+    TrainConfig: (cooldown_only_after_a_constant_rate,),
 }
 
 
 # ================================================================================= the whole run
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "sample": SampleConfig}
+
+
+def edm_loss_weights_need_edm_preconditioning(run: "RunConfig") -> str | None:
+    """The weight 1 / c_out (schedule.loss_weights) counts the error of a preconditioned network's own output;
+    on a plain x0 prediction it piles the gradient onto nearly clean images (and reads model.data_std, which
+    a network without preconditioning does not)."""
+    if run.data.loss_weighting == "edm" and run.model.preconditioning != "edm":
+        return (
+            "data.loss_weighting=edm needs model.preconditioning=edm (its weight 1 / c_out is for a preconditioned "
+            "network); set model.preconditioning=edm, or data.loss_weighting=min_snr or none."
+        )
+
+
+# Rules that tie fields of several sections together, checked by RunConfig.validate.
+CROSS_SECTION_CHECKS: tuple[Callable[[Any], str | None], ...] = (edm_loss_weights_need_edm_preconditioning,)
 
 
 @dataclass
@@ -341,8 +384,15 @@ class RunConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
 
     def validate(self) -> None:
+        """Check every section, then the rules across sections (`CROSS_SECTION_CHECKS`), before a run trains.
+
+        Loading a saved run skips the rules across sections, so a run made before one existed still samples."""
         for name in SECTIONS:
             getattr(self, name).validate()
+        for check in CROSS_SECTION_CHECKS:
+            problem = check(self)
+            if problem:
+                raise ConfigError(problem)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -7,9 +7,10 @@ For a batch of clean images x (scaled to [-1, 1]) the network sees
     c                                  the condition, replaced by "no condition" for a share of the images
 
 and predicts the clean image: the target is x itself, and the loss the mean absolute error
-|x0_hat - x|, weighted per image by its noise level as `data.loss_weighting` says (schedule.loss_weights;
-the weights travel as Keras sample weights). Dropping conditions teaches the same network the
-unconditional prediction, which classifier-free guidance needs at sampling time.
+|x0_hat - x| (or, with `data.loss_norm=l2`, the mean squared error), weighted per image by its noise level
+as `data.loss_weighting` says (schedule.loss_weights; the weights travel as Keras sample weights). Dropping
+conditions teaches the same network the unconditional prediction, which classifier-free guidance needs at
+sampling time.
 
 `training_example` builds ((x_t, s, c), x[, weights]) inside the `tf.data` graph, so the accelerator never waits
 for Python; `loss` is what `model.compile` gets. The settings (the distribution of s, the share of dropped
@@ -28,13 +29,16 @@ import keras
 import tensorflow as tf
 
 from denoiser.config import DataConfig, ModelConfig
-from denoiser.schedule import add_noise, loss_weights, training_noise_levels
+from denoiser.schedule import LOSS_NORMS, add_noise, loss_weights, training_noise_levels
 from denoiser.utils.images import downsample
 
 
-def loss() -> keras.losses.Loss:
-    """L1 between the predicted and the clean image: sharper samples than L2 for x0-prediction."""
-    return keras.losses.MeanAbsoluteError()
+def loss(norm: str = "l1") -> keras.losses.Loss:
+    """The distance between the predicted and the clean image (`data.loss_norm`): L1, the default, gives sharper
+    samples than L2 for x0-prediction; L2 is the squared error most diffusion papers train with."""
+    if norm not in LOSS_NORMS:
+        raise ValueError(f"Unknown loss norm {norm!r}; choose one of {LOSS_NORMS}.")
+    return keras.losses.MeanAbsoluteError() if norm == "l1" else keras.losses.MeanSquaredError()
 
 
 def scale_images(images):
@@ -58,7 +62,7 @@ def training_example(images, conditions, seed, data: DataConfig, model: ModelCon
     The inputs are what the network sees, x0 the target it must predict; an unconditional network
     (`model.condition="none"`) sees only (x_t, s). s follows `data.noise_distribution`, and a share
     `data.label_dropout` of the conditions becomes "no condition". Unless `data.loss_weighting` is "none",
-    each image's loss weight, shaped (B, 1, 1) to weigh its every pixel, comes third.
+    each image's loss weight for `data.loss_norm`, shaped (B, 1, 1) to weigh its every pixel, comes third.
 
     `seed` is a pair of integers for TensorFlow's stateless random ops, so a batch is reproducible.
     """
@@ -66,7 +70,8 @@ def training_example(images, conditions, seed, data: DataConfig, model: ModelCon
     batch = tf.shape(x0)[0]
     seeds = tf.random.experimental.stateless_split(seed, 3)
     noise = tf.random.stateless_normal(tf.shape(x0), seed=seeds[0])
-    levels = training_noise_levels(tf.random.stateless_uniform([batch, 1], seed=seeds[1]), data.noise_distribution)
+    uniform = tf.random.stateless_uniform([batch, 1], seed=seeds[1])
+    levels = training_noise_levels(uniform, data.noise_distribution, data.noise_location, data.noise_scale)
     dropout_draws = tf.random.stateless_uniform([batch], seed=seeds[2])
     x_t = add_noise(x0, noise, tf.reshape(levels, [-1, 1, 1, 1]))
     if len(conditions.shape) == 1:  # class ids: the network takes (B, 1)
@@ -76,7 +81,8 @@ def training_example(images, conditions, seed, data: DataConfig, model: ModelCon
         inputs += (drop_conditions(conditions, dropout_draws, data.label_dropout),)
     if data.loss_weighting == "none":
         return inputs, x0
-    return inputs, x0, tf.reshape(loss_weights(levels, data.loss_weighting, model.data_std), [-1, 1, 1])
+    weights = loss_weights(levels, data.loss_weighting, model.data_std, data.loss_norm)
+    return inputs, x0, tf.reshape(weights, [-1, 1, 1])
 
 
 def super_resolution_example(images, conditions, seed, data: DataConfig, model: ModelConfig):

@@ -27,17 +27,32 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         decay "none":   1                      (the seed's choice)
         decay "cosine": (1 + cos(pi * p)) / 2
         decay "linear": 1 - p
+
+    A cool-down (`cooldown_steps` > 0, with decay "none" only) keeps the peak rate for most of the run and
+    falls linearly to 0 over its last `cooldown_steps` steps: the settling of a decay, at the end only.
     """
 
-    def __init__(self, learning_rate: float, warmup_steps: int, decay: str = "none", total_steps: int = 0):
+    def __init__(
+        self,
+        learning_rate: float,
+        warmup_steps: int,
+        decay: str = "none",
+        total_steps: int = 0,
+        cooldown_steps: int = 0,
+    ):
+        if cooldown_steps and decay != "none":
+            raise ValueError(f"A cool-down follows a constant rate, but decay {decay!r} decays it; use one of the two.")
         self.learning_rate = learning_rate
         self.warmup_steps = warmup_steps
         self.decay = decay
         self.total_steps = total_steps
+        self.cooldown_steps = cooldown_steps
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
         rate = self.learning_rate * ops.minimum(1.0, (step + 1.0) / max(self.warmup_steps, 1))
+        if self.decay == "none" and self.cooldown_steps:
+            return rate * ops.clip((self.total_steps - step) / self.cooldown_steps, 0.0, 1.0)
         if self.decay == "none":
             return rate
         done = ops.clip((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 0.0, 1.0)
@@ -51,14 +66,17 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
             "warmup_steps": self.warmup_steps,
             "decay": self.decay,
             "total_steps": self.total_steps,
+            "cooldown_steps": self.cooldown_steps,
         }
 
 
 def learning_rate_schedule(train: TrainConfig, total_steps: int) -> WarmupSchedule:
     """The schedule of a run of `total_steps` steps: a warm-up of `train.warmup_fraction` of them if set
-    (so a short run is not all warm-up), else of `train.warmup_steps`; then `train.lr_decay`."""
+    (so a short run is not all warm-up), else of `train.warmup_steps`; then `train.lr_decay`, or a cool-down
+    over the last `train.cooldown_fraction` of them."""
     warmup = train.warmup_steps if train.warmup_fraction is None else round(train.warmup_fraction * total_steps)
-    return WarmupSchedule(train.learning_rate, warmup, train.lr_decay, total_steps)
+    cooldown = round(train.cooldown_fraction * total_steps)
+    return WarmupSchedule(train.learning_rate, warmup, train.lr_decay, total_steps, cooldown)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -119,10 +137,11 @@ class EMAAdam(keras.optimizers.Adam):
 
 def make_optimizer(config: RunConfig, total_steps: int) -> keras.optimizers.Optimizer:
     """EMAAdam with the run's learning-rate schedule over its `total_steps` planned steps (weight updates), each
-    from the gradients of `train.accumulate_steps` batches."""
+    from the gradients of `train.accumulate_steps` batches, and `train.adam_beta_2`."""
     train = config.train
     return EMAAdam(
         learning_rate=learning_rate_schedule(train, total_steps),
+        beta_2=train.adam_beta_2,
         use_ema=train.ema_decay > 0,
         ema_momentum=train.ema_decay or 0.99,
         gradient_accumulation_steps=train.accumulate_steps if train.accumulate_steps > 1 else None,  # Keras: >= 2

@@ -158,11 +158,14 @@ def preset_names() -> list[str]:
 def resolve_config(
     preset: str = "fashion_mnist", file_values: dict | None = None, overrides: list[dict] = ()
 ) -> RunConfig:
-    """The config of a run: a preset, then a YAML file's values, then command-line overrides, in that order."""
+    """The config of a run: a preset, then a YAML file's values, then command-line overrides, in that order;
+    checked as a whole (RunConfig.validate), so a combination that cannot train is refused before anything runs."""
     if preset not in PRESETS:
         raise ConfigError(f"Unknown preset {preset!r}; choose one of {preset_names()}.")
     values = merge(RunConfig().to_dict(), PRESETS[preset])
     check_sections(file_values or {}, "file_values")
     for layer in [file_values or {}, *overrides]:
         values = merge(values, layer)
-    return RunConfig.from_dict(values)
+    config = RunConfig.from_dict(values)
+    config.validate()
+    return config

@@ -37,6 +37,7 @@ CHANGEABLE_ON_RESUME = (
     "train.warmup_steps",
     "train.warmup_fraction",
     "train.lr_decay",
+    "train.cooldown_fraction",
     "train.keep_checkpoints",
     "train.backup_every",
     "train.evaluate_every",

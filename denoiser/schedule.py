@@ -19,6 +19,7 @@ MAX_LEVEL = 0.999
 
 TRAINING_DISTRIBUTIONS = ("folded_normal", "logit_normal", "uniform")  # the choices of data.noise_distribution
 LOSS_WEIGHTINGS = ("none", "edm", "min_snr")  # the choices of data.loss_weighting
+LOSS_NORMS = ("l1", "l2")  # the choices of data.loss_norm: |x0_hat - x| or (x0_hat - x)^2
 MIN_SNR_GAMMA = 5.0  # Min-SNR-gamma's cap on the signal-to-noise ratio (Hang et al. 2023)
 
 
@@ -43,14 +44,15 @@ def renoise(noisy_images, noise, noise_level, higher_level):
     return scale * noisy_images + spread * noise
 
 
-def training_noise_levels(uniform, distribution: str):
+def training_noise_levels(uniform, distribution: str, location: float = 0.0, scale: float = 1.0):
     """Turn uniform draws u ~ U(0, 1) into training noise levels in [MIN_LEVEL, MAX_LEVEL].
 
     - "folded_normal" (the seed's choice): s = |z| / 3 with z ~ N(0, 1), truncated to the range.
       Half of all draws fall below s = 0.22: most training effort goes to the fine detail of
       nearly clean images, which is what a few-step sampler needs to get right at the end.
-    - "logit_normal": s = sigmoid(z), z ~ N(0, 1), as used for rectified-flow models; it
-      concentrates on the middle levels, where the image's layout is decided.
+    - "logit_normal": s = sigmoid(location + scale * z), z ~ N(0, 1), as used for rectified-flow
+      models; it concentrates on the levels around its median sigmoid(location) (by default the
+      middle, where the image's layout is decided). `location` and `scale` apply to it only.
     - "uniform": s = u, every level equally.
 
     Normal draws come from the inverse CDF, z = sqrt(2) * erfinv(2u - 1), so one kind of random
@@ -62,7 +64,7 @@ def training_noise_levels(uniform, distribution: str):
         levels = uniform
     else:
         normal = 1.4142135 * ops.erfinv(ops.clip(2.0 * uniform - 1.0, -0.999999, 0.999999))
-        levels = ops.abs(normal) / 3.0 if distribution == "folded_normal" else ops.sigmoid(normal)
+        levels = ops.abs(normal) / 3.0 if distribution == "folded_normal" else ops.sigmoid(location + scale * normal)
     return ops.clip(levels, MIN_LEVEL, MAX_LEVEL)
 
 
@@ -86,8 +88,9 @@ def preconditioning_scalings(noise_level, data_std: float):
     return 1.0 / root, (1.0 - noise_level) * data_std * data_std / variance, data_std * noise_level / root
 
 
-def loss_weights(noise_level, weighting: str, data_std: float):
-    """How much the L1 loss |x0_hat - x| counts at each training noise level s (`data.loss_weighting`).
+def loss_weights(noise_level, weighting: str, data_std: float, norm: str = "l1"):
+    """How much the loss counts at each training noise level s (`data.loss_weighting`), for the L1 loss
+    |x0_hat - x| or, with `norm="l2"`, the squared loss (x0_hat - x)^2 (`data.loss_norm`).
 
     - "none": every level alike (the seed's choice).
     - "edm": 1 / c_out (see `preconditioning_scalings`): |x0_hat - x| = c_out * |F - target|, so this
@@ -95,14 +98,23 @@ def loss_weights(noise_level, weighting: str, data_std: float):
       a squared loss. It favours nearly clean levels, where c_out is small.
     - "min_snr": min(SNR, gamma)^(1/2) with SNR = ((1 - s) / s)^2 and gamma = 5: Min-SNR-gamma's weight
       of an x0 loss, square-rooted for an L1 loss. Noisy levels count less; nearly clean ones are capped.
+
+    A squared loss squares what the L1 loss measures (|x0_hat - x|^2 = c_out^2 |F - target|^2), so "l2"
+    takes the square of each weight: EDM's own 1 / c_out^2, and Min-SNR-gamma's min(SNR, gamma), not rooted.
     """
     if weighting not in LOSS_WEIGHTINGS:
         raise ValueError(f"Unknown loss weighting {weighting!r}; choose one of {LOSS_WEIGHTINGS}.")
+    if norm not in LOSS_NORMS:
+        raise ValueError(f"Unknown loss norm {norm!r}; choose one of {LOSS_NORMS}.")
     if weighting == "none":
         return ops.ones_like(noise_level)
     if weighting == "edm":
-        return 1.0 / preconditioning_scalings(noise_level, data_std)[2]
-    return ops.minimum((1.0 - noise_level) / noise_level, MIN_SNR_GAMMA**0.5)
+        c_out = preconditioning_scalings(noise_level, data_std)[2]
+        return 1.0 / c_out if norm == "l1" else 1.0 / (c_out * c_out)
+    root_snr = (1.0 - noise_level) / noise_level  # sqrt(SNR)
+    if norm == "l1":
+        return ops.minimum(root_snr, MIN_SNR_GAMMA**0.5)
+    return ops.minimum(root_snr * root_snr, MIN_SNR_GAMMA)
 
 
 def sampling_noise_levels(steps: int, max_level: float, power: float = 3.0) -> np.ndarray:

@@ -4,7 +4,7 @@
 check the config against the run's), recover what an interrupted run left (`recover`), build a new
 model or go on with the recovered one, and `fit`. One batch goes: data/pipeline.py (shuffled uint8
 images and conditions) -> objective.py (noised images, noise levels, dropped conditions; the clean
-image as the target; the L1 loss) -> `model.fit` here. The callbacks (callbacks.py) stop at a
+image as the target; the L1 or L2 loss) -> `model.fit` here. The callbacks (callbacks.py) stop at a
 non-finite loss, back up a resumable state every `train.backup_every` steps and commit every epoch
 (checkpoint, log row, sample grid) into the run directory (rundir.py), which the trainer locks.
 
@@ -132,7 +132,7 @@ def new_model(config: RunConfig, total_steps: int) -> keras.Model:
     """A fresh U-Net with its optimizer (scheduled over `total_steps`) and loss, its weights fixed by `train.seed`."""
     keras.utils.set_random_seed(config.train.seed)
     model = build_unet(config.model)
-    model.compile(optimizer=make_optimizer(config, total_steps), loss=objective.loss())
+    model.compile(optimizer=make_optimizer(config, total_steps), loss=objective.loss(config.data.loss_norm))
     return model
 
 

@@ -15,6 +15,8 @@ from denoiser.config import (
     ConfigError,
     DataConfig,
     DatasetName,
+    LossNorm,
+    LossWeighting,
     ModelConfig,
     NoiseDistribution,
     RunConfig,
@@ -28,7 +30,7 @@ from denoiser.config_rules import ENCODER_FAMILIES
 from denoiser.data.encoders import FAMILIES
 from denoiser.presets import preset_names, resolve_config
 from denoiser.rundir import RunDirectory
-from denoiser.schedule import TRAINING_DISTRIBUTIONS
+from denoiser.schedule import LOSS_NORMS, LOSS_WEIGHTINGS, TRAINING_DISTRIBUTIONS
 from denoiser.solvers import SOLVERS
 
 
@@ -139,6 +141,8 @@ def test_the_configs_choices_are_those_the_core_implements():
     """The core cannot import config (sampling knows nothing of training), so the names are checked here."""
     assert set(typing.get_args(NoiseDistribution)) == set(TRAINING_DISTRIBUTIONS)
     assert set(typing.get_args(Solver)) == set(SOLVERS)
+    assert set(typing.get_args(LossWeighting)) == set(LOSS_WEIGHTINGS)
+    assert set(typing.get_args(LossNorm)) == set(LOSS_NORMS)
 
 
 def test_every_dataset_name_is_a_valid_choice():

@@ -39,6 +39,35 @@ def test_logit_normal_centres_on_the_middle_and_uniform_is_flat():
     assert np.histogram(uniform, bins=10, range=(0, 1))[0].std() / len(uniform) < 0.002
 
 
+@pytest.mark.parametrize("location, scale", [(-1.0, 1.0), (0.5, 1.6), (-2.0, 0.5)])
+def test_logit_normal_levels_centre_on_sigmoid_of_the_location_and_spread_with_the_scale(location, scale):
+    uniform = np.random.default_rng(0).uniform(0, 1, 200_000).astype("float32")
+    levels = ops.convert_to_numpy(training_noise_levels(uniform, "logit_normal", location, scale))
+    assert np.median(levels) == pytest.approx(1 / (1 + np.exp(-location)), abs=0.005)
+    logits = np.log(levels / (1 - levels))  # location + scale * z, the draws not clipped at the range's ends
+    inside = (levels > MIN_LEVEL) & (levels < MAX_LEVEL)
+    assert np.percentile(logits[inside], 84.13) - np.median(logits) == pytest.approx(scale, rel=0.02)  # one sigma
+
+
+def test_logit_normal_defaults_reproduce_the_plain_sigmoid_exactly():
+    uniform = np.random.default_rng(1).uniform(0, 1, 10_000).astype("float32")
+    normal = 1.4142135 * ops.erfinv(ops.clip(2.0 * uniform - 1.0, -0.999999, 0.999999))
+    before = ops.convert_to_numpy(ops.clip(ops.sigmoid(normal), MIN_LEVEL, MAX_LEVEL))  # the code before the switch
+    np.testing.assert_array_equal(ops.convert_to_numpy(training_noise_levels(uniform, "logit_normal")), before)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(training_noise_levels(uniform, "logit_normal", 0.0, 1.0)), before
+    )
+
+
+def test_location_and_scale_leave_the_other_distributions_alone():
+    uniform = np.random.default_rng(2).uniform(0, 1, 1000).astype("float32")
+    for distribution in ("folded_normal", "uniform"):
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(training_noise_levels(uniform, distribution, -1.0, 2.0)),
+            ops.convert_to_numpy(training_noise_levels(uniform, distribution)),
+        )
+
+
 def test_unknown_distribution_lists_the_choices():
     with pytest.raises(ValueError, match="|".join(TRAINING_DISTRIBUTIONS)):
         training_noise_levels(np.zeros(3, "float32"), "cosine")
