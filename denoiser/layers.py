@@ -30,6 +30,12 @@ class SinusoidalEmbedding(layers.Layer):
         self.dim = dim
         self.max_frequency = max_frequency
 
+    @property
+    def input_dtype(self):
+        # Keras would cast the noise level to the compute dtype first: in bfloat16 (3 digits) the angles of the
+        # high frequencies, up to 2 pi * max_frequency * s, would be noise. The output is cast down instead.
+        return "float32"
+
     def call(self, noise_level):
         half = self.dim // 2
         log_frequencies = ops.linspace(0.0, math.log(self.max_frequency), half)
@@ -224,6 +230,12 @@ class PreconditionInput(Preconditioning):
 class PreconditionOutput(Preconditioning):
     """(F, x_t, s) -> x0_hat = c_skip * x_t + c_out * F: the network's unit-scale output F made a prediction
     of the clean image, which keeps the part of x_t that is already the image (EDM)."""
+
+    @property
+    def input_dtype(self):
+        # Computed in float32 (as the network's last conv): under a mixed policy Keras would otherwise cast x_t and
+        # s to the compute dtype first, and bfloat16 scalings times float32 images fail.
+        return "float32"
 
     def call(self, inputs):
         output, noisy_images, noise_level = inputs

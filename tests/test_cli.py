@@ -49,7 +49,8 @@ def test_sample_writes_png_and_npz_of_requested_size(trained_run, tmp_path):
         command_line("sample", checkpoint=trained_run, label=[2, "red circle"], num=3, steps=2, out=out, npz=npz)
     )
     assert code == 0
-    assert Image.open(out).size[0] > 0
+    # save_grid's picture: a 64-pixel cell per image, 3 in a row, a row per label, and 160 pixels of row labels
+    assert Image.open(out).size == (160 + 3 * 64, 2 * 64)
     data = np.load(npz)
     assert data["images"].shape == (6, 24, 24, 3) and data["images"].dtype == np.uint8
     assert data["labels"].tolist() == [2, 2, 2, 1, 1, 1]

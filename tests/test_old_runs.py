@@ -8,8 +8,10 @@ epoch 1, a plain Functional Keras model. latest.keras was a copy of it; the test
 import os
 import shutil
 
+import numpy as np
 import pytest
-from helpers import tiny_train_args
+from helpers import command_line, tiny_train_args
+from PIL import Image
 
 from denoiser.cli import main
 from denoiser.rundir import RunDirectory, read_log
@@ -44,9 +46,15 @@ def test_an_old_checkpoint_is_described_by_its_runs_config(old_run):
 
 
 def test_an_old_run_samples_from_the_command_line(old_run, tmp_path):
-    out = tmp_path / "sample.png"
-    assert main(["sample", "--checkpoint", str(old_run), "--label", "0", "--steps", "2", "--out", str(out)]) == 0
-    assert out.stat().st_size > 0
+    out, npz = tmp_path / "sample.png", tmp_path / "sample.npz"
+    assert main(command_line("sample", checkpoint=old_run, label=0, steps=2, out=out, npz=npz)) == 0
+    assert Image.open(out).size == (8 * 64, 64)  # one row of the default 8 images, 64-pixel cells, no row labels
+    images = np.load(npz)["images"]
+    assert images.shape == (8, 8, 8, 3)
+    # The stored expectation: its one training step moved the output layer (which starts at zero) by about 1e-5,
+    # leaving every x0_hat a hair below 0: every pixel is 127, not noise. A zero output layer (a network without
+    # the checkpoint's weights) gives 128.
+    assert np.all(images == 127)
 
 
 def test_an_old_run_resumes_where_it_stopped(old_run, capsys):

@@ -96,7 +96,8 @@ def test_sample_from_prompts(trained, tmp_path):
         main(command_line("sample", checkpoint=trained["run"], prompt=[RED, BLUE], num=2, steps=2, out=out, npz=npz))
         == 0
     )
-    assert Image.open(out).size[0] > 0
+    # save_grid's picture: a 64-pixel cell per image, 2 in a row, a row per prompt, and 160 pixels of row labels
+    assert Image.open(out).size == (160 + 2 * 64, 2 * 64)
     saved = np.load(npz)
     assert saved["images"].shape == (4, 16, 16, 3) and saved["labels"].tolist() == [0, 0, 1, 1]
     images, ids, names = generate(trained["run"], prompts=[RED, BLUE], num_per_label=2, steps=2)
@@ -112,7 +113,7 @@ def test_interpolate_between_prompts_keeps_the_noise(trained, tmp_path):
     out, npz = tmp_path / "strip.png", tmp_path / "strip.npz"
     settings = dict(from_=RED, to=BLUE, frames=4, seed=3, steps=2, out=out, npz=npz)
     assert main(command_line("interpolate", checkpoint=trained["run"], **settings)) == 0
-    assert Image.open(out).size[0] > Image.open(out).size[1]  # one row
+    assert Image.open(out).size == (4 * 64, 64 + 35)  # one row of 4 64-pixel frames, no row labels, a title
     strip = np.load(npz)["images"].astype(int)
     assert strip.shape == (4, 16, 16, 3)
     for frame, prompt in ((strip[0], RED), (strip[-1], BLUE)):  # the same noise, the two prompts
