@@ -25,6 +25,7 @@ from denoiser.config_rules import (  # ConfigError lives beside the rules, which
     EncoderName,
     EvenPositiveInt,
     Fraction,
+    LevelInterval,
     Levels,
     NonNegativeInt,
     OpenFraction,
@@ -271,6 +272,9 @@ class SampleConfig(Section):
 
     steps: PositiveInt = 10  # denoising steps (network calls) from pure noise to an image
     guidance: float = 2.0  # classifier-free guidance scale g; 1 is the plain conditional prediction
+    # guide only at the noise levels in [low, high], elsewhere the plain conditional prediction (one network call
+    # instead of two): a guidance interval (Kynkaanniemi et al. 2024); [0, 1] guides every step
+    guidance_interval: LevelInterval = field(default_factory=lambda: [0.0, 1.0])
     # the step rule (solvers.py): ddim (first order), dpmpp_2m (second order) or deis (third order: the default,
     # the best from 3 to 10 steps)
     solver: Solver = "deis"

@@ -37,6 +37,13 @@ AboveOne = Annotated[float, Rule("a number greater than 1", lambda value: value 
 Levels = Annotated[
     list[PositiveInt], Rule("a non-empty list of positive integers, e.g. [1, 2, 3]", lambda value: len(value) > 0)
 ]
+LevelInterval = Annotated[
+    list[float],
+    Rule(
+        "two noise levels [low, high] with 0 <= low < high <= 1, e.g. [0.1, 0.8]",
+        lambda value: len(value) == 2 and 0 <= value[0] < value[1] <= 1,
+    ),
+]
 EvenPositiveInt = Annotated[
     int, Rule("a positive even integer (half sines, half cosines)", lambda value: value > 0 and value % 2 == 0)
 ]

@@ -93,6 +93,7 @@ class Sampler:
         self.settings = sample_settings(settings or self.run_info.get("sample"), overrides)
         self.steps = self.settings.steps
         self.guidance = float(self.settings.guidance)
+        self.guidance_interval = tuple(float(level) for level in self.settings.guidance_interval)
         self.threshold_percentile = self.settings.threshold_percentile
         self.solver = self.settings.solver
         self.spacing = spacing or solver_type(self.solver).spacing
@@ -296,9 +297,15 @@ class Sampler:
         """Whether `condition` is class embeddings (rank 3 for a class model), for the network that takes them."""
         return self.model_config.condition == "class" and condition is not None and len(condition.shape) == 3
 
+    def guides_at(self, level: float) -> bool:
+        """Whether a step at this noise level is guided: a guidance other than 1, inside `guidance_interval`."""
+        low, high = self.guidance_interval
+        return self.guidance != 1.0 and low <= float(level) <= high
+
     def _prediction(self, x, level, condition, low_resolution=None):
+        guided = condition is not None and self.guides_at(level)
         level = ops.convert_to_tensor(level, "float32")
-        if condition is not None and self.guidance != 1.0:
+        if guided:
             guidance = ops.convert_to_tensor(self.guidance, "float32")
             empty = self.empty_condition(condition)
             return self._guided_prediction(x, level, condition, empty, guidance, low_resolution)

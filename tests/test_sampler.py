@@ -7,6 +7,7 @@ import tensorflow as tf
 from helpers import randomize_weights, tiny
 
 from denoiser import Sampler, build_unet, dynamic_threshold, sampling_noise_levels
+from denoiser.config import ConfigError, SampleConfig
 
 
 def threshold(x0_hat, percentile=99.5):
@@ -21,15 +22,16 @@ def predict(model, x, level, condition=None):
     return keras.ops.convert_to_numpy(model(inputs + ([] if condition is None else [condition]))).astype("float64")
 
 
-def reference_sample(model, noise, levels, condition=None, guidance=1.0, percentile=99.5):
-    """The DDIM loop written out: guided prediction (two separate network calls), threshold, straight-line step.
+def reference_sample(model, noise, levels, condition=None, guidance=1.0, percentile=99.5, interval=(0, 1)):
+    """The DDIM loop written out: guided prediction (two separate network calls) at the levels inside `interval`,
+    threshold, straight-line step.
 
     Returns the final images and the prediction of every step.
     """
     x, predictions = noise.astype("float64"), []
     for level, next_level in zip(levels[:-1], levels[1:]):
         x0_hat = predict(model, x, level, condition)
-        if condition is not None and guidance != 1.0:
+        if condition is not None and guidance != 1.0 and interval[0] <= level <= interval[1]:
             x0_hat = guidance * x0_hat + (1 - guidance) * predict(model, x, level, np.zeros_like(condition))
         x0_hat = threshold(x0_hat, percentile) if percentile is not None else np.clip(x0_hat, -1, 1)
         predictions.append(x0_hat)
@@ -125,6 +127,25 @@ def test_callback_sees_every_step_with_its_noise_level_and_prediction(class_mode
     for (_, _, x0), expected in zip(seen, predictions):
         np.testing.assert_allclose(x0, expected, atol=1e-4)  # the guided, thresholded prediction of that step
     np.testing.assert_allclose(seen[-1][2], final, atol=1e-6)  # the last step lands on x0_hat
+
+
+def test_a_guidance_interval_guides_only_the_steps_inside_it(class_model):
+    sampler = Sampler(class_model, steps=4, guidance=3.0, solver="ddim", guidance_interval=[0.2, 0.7])
+    levels = sampler.noise_levels
+    inside = [bool(0.2 <= level <= 0.7) for level in levels[:-1]]
+    assert any(inside) and not all(inside)  # the interval cuts this grid: some steps guided, some not
+    labels = np.array([1, 2, 3, 0])
+    expected, _ = reference_sample(
+        class_model, sampler.noise(4, seed=1), levels, labels.reshape(-1, 1).astype("int32"), 3.0, interval=(0.2, 0.7)
+    )
+    np.testing.assert_allclose(sampler.sample(labels, seed=1), expected, atol=1e-4)
+    everywhere = Sampler(class_model, steps=4, guidance=3.0, solver="ddim").sample(labels, seed=1)
+    assert np.abs(everywhere - expected).max() > 1e-3  # the interval changed the images
+
+
+def test_a_guidance_interval_must_be_two_ordered_levels():
+    with pytest.raises(ConfigError, match=r"sample.guidance_interval must be two noise levels \[low, high\]"):
+        SampleConfig(guidance_interval=[0.8, 0.2])
 
 
 @pytest.mark.parametrize("solver", ["ddim", "dpmpp_2m"])

@@ -2,7 +2,8 @@
 //
 // The network (model.onnx) maps (noisy images, noise level, condition) to its guess of the clean
 // image, x0_hat. Everything else is arithmetic done here, one step per network call:
-//   guidance      x0_hat = g * conditional + (1 - g) * unconditional   (one call on a stacked batch)
+//   guidance      x0_hat = g * conditional + (1 - g) * unconditional   (one call on a stacked batch), at the
+//                 noise levels inside sampling.guidance_interval; elsewhere the conditional prediction alone
 //   thresholding  per image, limit l = max(percentile of |x0_hat|, 1); x0_hat = clip(x0_hat, -l, l) / l
 //   ddim          x_next = (s_next / s) * x + (1 - s_next / s) * x0_hat
 //   dpmpp_2m      the same update with x0_hat extrapolated in lambda = log((1 - s) / s) from the
@@ -314,9 +315,11 @@ export class Denoiser {
     const levels = SOLVER_SPACING[solver](steps, sampling.max_level);
     const step = makeSolver(solver, levels);
     let x = Float32Array.from(noise);
+    const [low, high] = sampling.guidance_interval ?? [0, 1]; // exports made before the interval guide every step
     for (let i = 0; i < steps; i++) {
       const percentile = sampling.threshold_percentile;
-      const x0 = await this.denoise(x, count, levels[i], choices, guidance, percentile, lowResolution);
+      const guided = low <= levels[i] && levels[i] <= high ? guidance : 1;
+      const x0 = await this.denoise(x, count, levels[i], choices, guided, percentile, lowResolution);
       x = step(i, x, x0);
       if (onStep) await onStep(i, levels[i], x0);
     }

@@ -184,6 +184,7 @@ def describe(sampler, prompts, table, difference: float) -> dict:
         "sampling": {
             "steps": sampler.steps,
             "guidance": sampler.guidance,
+            "guidance_interval": list(sampler.guidance_interval),
             "threshold_percentile": sampler.threshold_percentile,
             "solver": sampler.solver,
             "spacing": sampler.spacing,
