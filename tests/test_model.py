@@ -139,14 +139,14 @@ def toy_images(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return images, labels.reshape(-1, 1).astype("int32")
 
 
-def test_a_few_hundred_steps_clearly_lower_the_l1_loss():
+def test_a_few_epochs_of_toy_images_clearly_lower_the_l1_loss():
     keras.utils.set_random_seed(0)
     config = tiny()
     model = build_unet(config)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mean_absolute_error")
     rng = np.random.default_rng(0)
-    images, labels = toy_images(2048)
-    levels = (np.abs(rng.standard_normal((2048, 1))) / 3).clip(1e-4, 0.999).astype("float32")
+    images, labels = toy_images(1024)
+    levels = (np.abs(rng.standard_normal((1024, 1))) / 3).clip(1e-4, 0.999).astype("float32")
     noisy = add_noise(images, rng.standard_normal(images.shape).astype("float32"), levels[:, :, None, None])
     held_out = [noisy[:256], levels[:256], labels[:256]], images[:256]
     before = model.evaluate(*held_out, verbose=0)

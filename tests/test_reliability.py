@@ -109,13 +109,12 @@ def test_resume_inside_an_epoch_continues_as_if_never_interrupted(tmp_path, unin
 
 
 @pytest.mark.slow
-def test_resume_inside_the_first_of_three_epochs_ends_with_the_uninterrupted_weights(tmp_path):
+def test_resume_inside_the_first_of_two_epochs_ends_with_the_uninterrupted_weights(tmp_path, uninterrupted):
     """Resuming inside an epoch that is not the last takes two `fit` calls (the rest of the epoch, then the other
     epochs); the second must go on from the training weights, not from their average, which Keras's `fit` would
     leave in the model at its end."""
-    config = tiny_config("train.epochs=3")
-    whole, resumed = RunDirectory(tmp_path / "whole"), RunDirectory(tmp_path / "resumed")
-    train(config, whole.path, verbose=0)
+    config = tiny_config("train.epochs=2")
+    whole, resumed = uninterrupted[0], RunDirectory(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         train(config, resumed.path, callbacks=[helpers.StopAfterStep(2)], verbose=0)
     assert resumed.finished_epochs() == [] and resumed.backup_steps() == [2]  # resumes at epoch 1, step 3
