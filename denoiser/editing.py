@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from denoiser import defaults
 from denoiser.sampler import Sampler
 from denoiser.schedule import add_noise, renoise
 from denoiser.solvers import make_solver
@@ -46,8 +47,8 @@ def inpaint(
     condition=None,
     num_images: int | None = None,
     seed: int | None = 0,
-    resample: int = 1,
-    jump: int = 2,
+    resample: int = defaults.RESAMPLE,
+    jump: int = defaults.JUMP,
     callback=None,
     progress: bool = False,
 ) -> np.ndarray:
@@ -83,7 +84,7 @@ def inpaint(
     return keep * images + generate * np.clip(x, -1.0, 1.0)
 
 
-def outpaint(sampler: Sampler, images, pixels: int, *, side: str = "right", **options) -> np.ndarray:
+def outpaint(sampler: Sampler, images, pixels: int, *, side: str = defaults.SIDE, **options) -> np.ndarray:
     """Extend `images` by `pixels` generated rows or columns on `side` (left, right, top or bottom).
 
     The network's canvas holds the image's `size - pixels` rows or columns nearest that side, shifted
@@ -122,7 +123,7 @@ def outpaint(sampler: Sampler, images, pixels: int, *, side: str = "right", **op
 def image_to_image(
     sampler: Sampler,
     images,
-    strength: float = 0.5,
+    strength: float = defaults.STRENGTH,
     *,
     condition=None,
     num_images: int | None = None,
@@ -142,7 +143,7 @@ def image_to_image(
     return sampler.solve(add_noise(images, noise, levels[0]), levels, condition, callback, progress)
 
 
-def repaint_path(steps: int, jump: int = 2, resample: int = 1) -> list[int]:
+def repaint_path(steps: int, jump: int = defaults.JUMP, resample: int = defaults.RESAMPLE) -> list[int]:
     """The grid indices that inpainting visits, from 0 (noisiest) to `steps` (clean).
 
     It walks down one level at a time; on reaching every multiple of `jump` it goes back up `jump`

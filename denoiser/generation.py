@@ -17,6 +17,7 @@ import os
 
 import numpy as np
 
+from denoiser import defaults
 from denoiser.cascade import Cascade, StageCallback
 from denoiser.conditions import label_ids, prompt_conditions
 from denoiser.sampler import Sampler
@@ -47,7 +48,7 @@ def generate(
     labels=(),
     *,
     prompts=(),
-    num_per_label: int = 8,
+    num_per_label: int = defaults.NUM_PER_LABEL,
     seed: int = 0,
     progress: bool = False,
     callback: StageCallback | None = None,
@@ -132,7 +133,7 @@ def interpolate(
     to_label=None,
     label=None,
     seeds: tuple[int, int] | None = None,
-    frames: int = 8,
+    frames: int = defaults.FRAMES,
     seed: int = 0,
     encoder: str | None = None,
     progress: bool = False,

@@ -151,12 +151,15 @@ PRESETS: dict[str, dict] = {
 }
 
 
+DEFAULT_PRESET = "fashion_mnist"  # `denoiser train` and `config` without --preset
+
+
 def preset_names() -> list[str]:
     return sorted(PRESETS)
 
 
 def resolve_config(
-    preset: str = "fashion_mnist", file_values: dict | None = None, overrides: list[dict] = ()
+    preset: str = DEFAULT_PRESET, file_values: dict | None = None, overrides: list[dict] = ()
 ) -> RunConfig:
     """The config of a run: a preset, then a YAML file's values, then command-line overrides, in that order;
     checked as a whole (RunConfig.validate), so a combination that cannot train is refused before anything runs."""

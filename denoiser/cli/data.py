@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from denoiser import defaults
 from denoiser.cli import options
 from denoiser.cli.command import Command
 from denoiser.config_rules import DEFAULT_ENCODER
@@ -55,7 +56,7 @@ def add_embed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=options.positive_int,
-        default=256,
+        default=defaults.EMBED_BATCH_SIZE,
         metavar="N",
         help="captions per batch (default: %(default)s)",
     )
@@ -63,7 +64,9 @@ def add_embed_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url_or_id", metavar="URL_OR_ID", help="a Google Drive share link or file id")
-    parser.add_argument("--to", default=".", metavar="DIR", help="the folder to download into (default: %(default)s)")
+    parser.add_argument(
+        "--to", default=defaults.DOWNLOAD_TO, metavar="DIR", help="the folder to download into (default: %(default)s)"
+    )
     parser.add_argument("--checksum", metavar="ALGO:HEX", help="verify the file, e.g. sha256:... or md5:...")
     parser.add_argument("--extract", action="store_true", help="unpack a .zip or .tar(.gz) archive into --to")
 
@@ -80,11 +83,19 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     download.add_argument("url_list", metavar="URL_LIST", help="a parquet, CSV or TSV table of image URLs and captions")
     download.add_argument("--out", required=True, metavar="DIR", help="the folder to download into")
     download.add_argument(
-        "--size", type=options.positive_int, default=64, metavar="PIXELS", help="image side (default: %(default)s)"
+        "--size",
+        type=options.positive_int,
+        default=defaults.IMAGE_SIZE,
+        metavar="PIXELS",
+        help="image side (default: %(default)s)",
     )
     download.add_argument("--count", type=options.positive_int, metavar="N", help="download the first N rows only")
     download.add_argument(
-        "--min-side", type=int, default=0, metavar="PIXELS", help="drop images whose shorter side is smaller"
+        "--min-side",
+        type=int,
+        default=defaults.MIN_SIDE,
+        metavar="PIXELS",
+        help="drop images whose shorter side is smaller",
     )
     download.add_argument(
         "--where", metavar="EXPRESSION", help="keep the rows where this holds, e.g. 'aesthetic >= 6.5'"
@@ -92,23 +103,39 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     download.add_argument("--url-column", metavar="NAME", help="the column of URLs (default: detected)")
     download.add_argument("--caption-column", metavar="NAME", help="the column of captions (default: detected)")
     download.add_argument(
-        "--threads", type=options.positive_int, default=32, metavar="N", help="download threads (default: %(default)s)"
+        "--threads",
+        type=options.positive_int,
+        default=defaults.THREADS,
+        metavar="N",
+        help="download threads (default: %(default)s)",
     )
     download.add_argument(
-        "--processes", type=options.positive_int, default=1, metavar="N", help="processes (default: %(default)s)"
+        "--processes",
+        type=options.positive_int,
+        default=defaults.PROCESSES,
+        metavar="N",
+        help="processes (default: %(default)s)",
     )
     download.add_argument(
         "--shard-size",
         type=options.positive_int,
-        default=1000,
+        default=defaults.SHARD_SIZE,
         metavar="N",
         help="images per shard, the unit of resume (default: %(default)s)",
     )
     download.add_argument(
-        "--timeout", type=options.positive_int, default=10, metavar="SECONDS", help="per image (default: %(default)s)"
+        "--timeout",
+        type=options.positive_int,
+        default=defaults.TIMEOUT,
+        metavar="SECONDS",
+        help="per image (default: %(default)s)",
     )
     download.add_argument(
-        "--retries", type=int, default=1, metavar="N", help="retries of a failed image (default: %(default)s)"
+        "--retries",
+        type=int,
+        default=defaults.RETRIES,
+        metavar="N",
+        help="retries of a failed image (default: %(default)s)",
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from denoiser import defaults
 from denoiser.cli import options
 from denoiser.cli.command import Command
 
@@ -58,21 +59,21 @@ def add_inpaint_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--side",
-        default="right",
+        default=defaults.SIDE,
         choices=["left", "right", "top", "bottom"],
         help="where --grow adds pixels (default: %(default)s)",
     )
     parser.add_argument(
         "--resample",
         type=options.positive_int,
-        default=1,
+        default=defaults.RESAMPLE,
         metavar="R",
         help="passes over every stretch of --jump steps, RePaint (default: %(default)s)",
     )
     parser.add_argument(
         "--jump",
         type=options.positive_int,
-        default=2,
+        default=defaults.JUMP,
         metavar="J",
         help="levels to go back up between passes (default: %(default)s)",
     )
@@ -83,7 +84,7 @@ def add_img2img_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strength",
         type=options.finite_float,
-        default=0.5,
+        default=defaults.STRENGTH,
         metavar="S",
         help="starting noise level in (0, 1) (default: %(default)s)",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from denoiser import defaults
 from denoiser.cli import options
 from denoiser.cli.command import Command
 
@@ -24,14 +25,14 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_checkpoint(parser, help_text="a .keras checkpoint inside RUN/checkpoints/, or a run directory")
-    options.add_count(parser, default=500, help_text="samples to generate, classes in turn")
+    options.add_count(parser, default=defaults.EVALUATION_NUM, help_text="samples to generate, classes in turn")
     options.add_sampling(parser)
     options.add_solver(parser)
     parser.add_argument("--inception", action="store_true", help="also compute FID and KID with InceptionV3")
     parser.add_argument(
         "--nearest",
         type=int,
-        default=8,
+        default=defaults.NEAREST,
         metavar="N",
         help="samples in the memorization check, 0 = none (default: %(default)s)",
     )

@@ -17,7 +17,7 @@ import os
 import typing
 
 from denoiser.config import RunConfig, Solver, load_yaml, parse_override
-from denoiser.presets import preset_names, resolve_config
+from denoiser.presets import DEFAULT_PRESET, preset_names, resolve_config
 
 CHECKPOINT_HELP = "a .keras checkpoint, or a run directory (uses checkpoints/latest.keras)"
 SOLVER_HELP = (
@@ -67,7 +67,7 @@ def add_run_settings(parser: argparse.ArgumentParser) -> None:
     """--preset, --config FILE and --set KEY=VALUE: a run's settings, resolved by `run_settings`."""
     parser.add_argument(
         "--preset",
-        default="fashion_mnist",
+        default=DEFAULT_PRESET,
         choices=preset_names(),
         help="starting configuration (default: %(default)s)",
     )

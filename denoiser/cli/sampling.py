@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from denoiser import defaults
 from denoiser.cli import options
 from denoiser.cli.command import Command
 
@@ -30,7 +31,7 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_checkpoint(parser)
     options.add_labels(parser)
     options.add_prompts(parser, "a prompt for a text-to-image model, instead of --label; repeatable, one row each")
-    options.add_count(parser, default=8, help_text="images per label")
+    options.add_count(parser, default=defaults.NUM_PER_LABEL, help_text="images per label")
     options.add_sampling(parser)
     options.add_solver(parser)
     options.add_encoder(parser)
@@ -55,7 +56,11 @@ def add_interpolate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", metavar="ID_OR_NAME", help="a class model: the class of every frame, with --seeds")
     parser.add_argument("--seeds", type=int, nargs=2, metavar=("A", "B"), help="move from seed A's noise to seed B's")
     parser.add_argument(
-        "--frames", type=options.positive_int, default=8, metavar="N", help="images in the strip (default: %(default)s)"
+        "--frames",
+        type=options.positive_int,
+        default=defaults.FRAMES,
+        metavar="N",
+        help="images in the strip (default: %(default)s)",
     )
     options.add_sampling(parser, seed_help="noise seed between prompts or classes")
     options.add_encoder(parser)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from denoiser import defaults
 from denoiser.cli.command import Command
 from denoiser.data.shapes import CLASS_NAMES
 
@@ -14,7 +15,12 @@ SHAPES_EPILOG = """examples:
 
 def add_shapes_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--one", metavar="CLASS", choices=CLASS_NAMES, help=f"one image of: {', '.join(CLASS_NAMES)}")
-    parser.add_argument("--size", type=int, metavar="N", help="image size in pixels (default: 24 with --one, else 32)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        metavar="N",
+        help=f"image size in pixels (default: {defaults.EXAMPLE_SIZE} with --one, else {defaults.PREVIEW_SIZE})",
+    )
     parser.add_argument("--out", required=True, metavar="FILE.png", help="where to write the picture")
 
 

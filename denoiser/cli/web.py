@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from denoiser import defaults
 from denoiser.cli import options
 from denoiser.cli.command import Command
 
@@ -45,9 +46,9 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", required=True, metavar="DIR", help="a folder written by `denoiser export`, or pretrained:NAME"
     )
-    parser.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    parser.add_argument("--port", type=int, default=defaults.PORT, help="(default: %(default)s)")
     parser.add_argument(
-        "--host", default="127.0.0.1", help="(default: %(default)s; 0.0.0.0 to reach it from elsewhere)"
+        "--host", default=defaults.HOST, help="(default: %(default)s; 0.0.0.0 to reach it from elsewhere)"
     )
 
 

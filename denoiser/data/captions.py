@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from denoiser import defaults
 from denoiser.data.cache import DamagedFile, FilledArray, load_array
 from denoiser.data.dataset import DataError, Dataset
 from denoiser.data.encoders import DEFAULT_ENCODER, embed_captions, encoder_slug, recorded_encoder
@@ -178,7 +179,7 @@ def caption_embeddings(
     encoder=DEFAULT_ENCODER,
     out=None,
     tokens: bool = False,
-    batch_size: int = 256,
+    batch_size: int = defaults.EMBED_BATCH_SIZE,
     progress: bool = True,
 ) -> FilledArray:
     """The embeddings of a source's captions, from its cache (made first if missing); `out` overrides the path."""

@@ -23,6 +23,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+from denoiser import defaults
 from denoiser.data.dataset import DataError
 from denoiser.utils.progress import Progress
 
@@ -133,17 +134,17 @@ def write_url_list(rows, folder: str) -> str:
 def download_captioned_images(
     url_list,
     out,
-    size: int = 64,
+    size: int = defaults.IMAGE_SIZE,
     count: int | None = None,
-    min_side: int = 0,
+    min_side: int = defaults.MIN_SIDE,
     where: str | None = None,
     url_column: str | None = None,
     caption_column: str | None = None,
-    threads: int = 32,
-    processes: int = 1,
-    shard_size: int = 1000,
-    timeout: int = 10,
-    retries: int = 1,
+    threads: int = defaults.THREADS,
+    processes: int = defaults.PROCESSES,
+    shard_size: int = defaults.SHARD_SIZE,
+    timeout: int = defaults.TIMEOUT,
+    retries: int = defaults.RETRIES,
     progress: bool = True,
 ) -> DownloadSummary:
     """Download the captioned images of a URL list into `out`, resized with centre crop to `size`.

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from denoiser import defaults
+
 # (colour, shape) per class. The cycle red-green-blue-yellow over circle-square-triangle-cross pairs
 # each colour with two shapes and each shape with two colours.
 _CLASSES = (
@@ -190,7 +192,7 @@ def make_shapes(
     return images, params["labels"], captions
 
 
-def save_preview(path: str, size: int = 32, columns: int = 8) -> None:
+def save_preview(path: str, size: int = defaults.PREVIEW_SIZE, columns: int = 8) -> None:
     """One row of examples per class, as a PNG: what the data set looks like."""
     from matplotlib.figure import Figure
 
@@ -209,7 +211,7 @@ def save_preview(path: str, size: int = 32, columns: int = 8) -> None:
     figure.savefig(path, dpi=100)
 
 
-def save_example(path: str, name: str, size: int = 24) -> None:
+def save_example(path: str, name: str, size: int = defaults.EXAMPLE_SIZE) -> None:
     """One image of the class `name`, at the data's own size: an input for `denoiser inpaint` or `img2img`."""
     from PIL import Image
 

@@ -22,6 +22,7 @@ import posixpath
 import urllib.parse
 from http import HTTPStatus
 
+from denoiser import defaults
 from denoiser.hub import web_model_path
 
 MODEL_PREFIX = "/model/"
@@ -96,7 +97,7 @@ class PageHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def make_server(
-    model_dir, port: int = 8000, host: str = "127.0.0.1", web_dir: str | None = None, verbose: bool = False
+    model_dir, port: int = defaults.PORT, host: str = defaults.HOST, web_dir: str | None = None, verbose: bool = False
 ) -> http.server.ThreadingHTTPServer:
     """An HTTP server for the page and the export folder `model_dir`, or a model name such as `pretrained:shapes`
     (hub.py), on `port` (0 picks a free port)."""

@@ -35,6 +35,7 @@ import time
 import keras
 import numpy as np
 
+from denoiser import defaults
 from denoiser.data.dataset import Dataset
 from denoiser.data.folders import TEST_SPLITS, load_image_folder, read_image_folder, split_folder
 from denoiser.data.sources import CAPTIONED_DATASETS, IMAGE_FOLDERS, dataset_for_config, load_dataset
@@ -116,7 +117,14 @@ class Evaluation:
         return low, conditions, captions, originals, "test split" if source is self.test else "training images"
 
     # ----------------------------------------------------------------------------- scores
-    def run(self, sampler, num: int = 500, seed: int = 0, nearest: int = 8, picture: str | None = None) -> dict:
+    def run(
+        self,
+        sampler,
+        num: int = defaults.EVALUATION_NUM,
+        seed: int = 0,
+        nearest: int = defaults.NEAREST,
+        picture: str | None = None,
+    ) -> dict:
         """Sample `num` images with `sampler` and score them; `picture` is where the memorization PNG goes.
 
         A super-resolution stage upscales `num` real images made small instead (see the module's docstring).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from denoiser import defaults
 from denoiser.evaluation.evaluator import Evaluation
 from denoiser.evaluation.metrics import MetricError
 from denoiser.serialization import find_checkpoint, load_sampler
@@ -27,11 +28,11 @@ def default_output(checkpoint: str, run) -> str:
 def evaluate(
     path,
     *,
-    num: int = 500,
+    num: int = defaults.EVALUATION_NUM,
     seed: int = 0,
     inception: bool = False,
     out: str | None = None,
-    nearest: int = 8,
+    nearest: int = defaults.NEAREST,
     progress: bool = False,
     classifier=None,
     **settings,

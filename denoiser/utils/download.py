@@ -17,6 +17,7 @@ import re
 import sys
 import urllib.parse
 
+from denoiser import defaults
 from denoiser.utils.errors import network_cause, short_reason
 from denoiser.utils.terminal import redraws_in_place
 
@@ -91,7 +92,11 @@ def file_checksum(path: str, algorithm: str = "sha256") -> str:
 
 
 def download_file(
-    url_or_id: str, to: str = ".", checksum: str | None = None, extract: bool = False, quiet: bool = False
+    url_or_id: str,
+    to: str = defaults.DOWNLOAD_TO,
+    checksum: str | None = None,
+    extract: bool = False,
+    quiet: bool = False,
 ) -> str:
     """Download a Google Drive file into the folder `to`; returns its path (or the folder it was unpacked into).
 
