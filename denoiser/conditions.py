@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from denoiser.data.encoders import encode_texts
+from denoiser.utils.errors import shown
 
 
 def label_ids(labels, sampler) -> tuple[np.ndarray | None, list[str]]:
@@ -39,7 +40,7 @@ def label_ids(labels, sampler) -> tuple[np.ndarray | None, list[str]]:
             ids.append(lookup[text.lower()])
         else:
             known = f"; class names: {', '.join(names)}" if names else ""
-            raise ValueError(f"Unknown label {text!r}: give an id from 0 to {count}{known}.")
+            raise ValueError(f"Unknown label {shown(text)}: give an id from 0 to {count}{known}.")
     return np.array(ids, dtype="int32"), [class_name(i, names) for i in ids]
 
 

@@ -37,6 +37,7 @@ from denoiser.config_rules import (  # ConfigError lives beside the rules, which
     unused_fields,
     validate_section,
 )
+from denoiser.utils.errors import shown
 
 # The choices of a setting, declared once; the modules that implement them import these names.
 DatasetName = Literal[  # data/sources.py
@@ -81,7 +82,9 @@ class Section:
     def from_dict(cls, values: dict):
         """Build from a dict (e.g. parsed YAML); unknown keys are an error, not silently dropped (retired keys are)."""
         if not isinstance(values, dict):
-            raise ConfigError(f"Config section {cls.SECTION!r} must be a mapping of keys to values, got {values!r}.")
+            raise ConfigError(
+                f"Config section {cls.SECTION!r} must be a mapping of keys to values, got {shown(values)}."
+            )
         values = {key: value for key, value in values.items() if key not in cls.RETIRED}
         known = [item.name for item in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(known))
@@ -127,8 +130,8 @@ class DataConfig(Section):
     # in [0, max_augmentation] while training, and the network is told that level (noise conditioning augmentation).
     max_augmentation: Fraction = 0.3
     # images: a folder of class folders or of images (data/folders.py); captions: a captioned folder, a CSV/parquet
-    # table or hf:NAME; arrays: the images .npy
-    path: str | None = None
+    # table or hf:NAME; arrays: the images .npy (the other data sets are read by name, without it)
+    path: str | None = field(default=None, metadata=only_if("dataset", "images", "captions", "arrays"))
     # Text-conditioned data (see data/captions.py and data/encoders.py):
     encoder: EncoderName | None = None  # the text encoder of the captions and prompts, e.g. open_clip/ViT-B-32/none
     embeddings: str | None = None  # a .npy of caption embeddings (default for captions: the cache beside them)
@@ -162,7 +165,9 @@ class ModelConfig(Section):
     width_multipliers: Levels = field(default_factory=lambda: [1, 2, 3])  # one per level: its width / base_width
     blocks_per_level: PositiveInt = 2  # residual blocks at each level, on the way down and again on the way up
     self_attention: list[bool] = field(default_factory=lambda: [False, True, False])  # one switch per level
-    cross_attention: list[bool] = field(default_factory=lambda: [False, True, False])  # to the condition, per level
+    # attention to the condition, one switch per level; with condition none, off at every level unless set
+    # explicitly (presets.resolve_config: a preset's switches would have nothing to attend to)
+    cross_attention: list[bool] = field(default_factory=lambda: [False, True, False])
     attention_heads: PositiveInt = 4  # heads of every attention layer; they must divide its width
     # what steers the image: class (a class id), vector (an embedding, e.g. CLIP's), sequence (token states) or none
     condition: Condition = "class"
@@ -454,25 +459,25 @@ def check_sections(values: dict, where: str) -> None:
     """Refuse a section that is not a mapping of keys to values (`train: 5`), before it is merged with others."""
     for name, section in values.items():
         if section is not None and not isinstance(section, dict):
-            raise ConfigError(f"{where}: section {name!r} must be a mapping of keys to values, got {section!r}.")
+            raise ConfigError(f"{where}: section {name!r} must be a mapping of keys to values, got {shown(section)}.")
 
 
 def parse_override(text: str) -> dict:
     """`"train.epochs=3"` -> `{"train": {"epochs": 3}}`; the value is parsed as YAML (numbers, lists, null)."""
     if "=" not in text:
-        raise ConfigError(f"Override {text!r} must look like section.key=value, e.g. train.epochs=3.")
+        raise ConfigError(f"Override {shown(text)} must look like section.key=value, e.g. train.epochs=3.")
     dotted, raw = text.split("=", 1)
     keys = dotted.strip().split(".")
     if len(keys) != 2 or keys[0] not in SECTIONS or not keys[1]:
         raise ConfigError(
-            f"Override {text!r}: the key must be section.key with a section in {sorted(SECTIONS)}, "
+            f"Override {shown(text)}: the key must be section.key with a section in {sorted(SECTIONS)}, "
             "e.g. model.base_width=32."
         )
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as error:
         raise ConfigError(
-            f"Override {text!r}: the value is not valid YAML: {yaml_problem(error)}; "
+            f"Override {shown(text)}: the value is not valid YAML: {yaml_problem(error)}; "
             "close brackets and quotes, e.g. model.width_multipliers=[1,2,2]."
         ) from None
     return {keys[0]: {keys[1]: value}}

@@ -13,6 +13,8 @@ import typing
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, NamedTuple
 
+from denoiser.utils.errors import shown
+
 
 class ConfigError(ValueError):
     """A configuration value is wrong; the message names the field and how to fix it."""
@@ -104,7 +106,7 @@ def validate_section(section, checks: tuple[Callable[[Any], str | None], ...] = 
             continue
         if not accepts(item.type, value):
             hint = f" ({item.metadata['hint']})" if "hint" in item.metadata else ""
-            raise ConfigError(f"{section.SECTION}.{item.name} must be {must_be(item.type)}, got {value!r}{hint}.")
+            raise ConfigError(f"{section.SECTION}.{item.name} must be {must_be(item.type)}, got {shown(value)}{hint}.")
     for check in checks:
         problem = check(section)
         if problem:
@@ -153,7 +155,7 @@ def floats_from_text(section: type, values: dict) -> dict:
             try:
                 values[item.name] = float(value)
             except ValueError:
-                raise ConfigError(f"{section.SECTION}.{item.name} must be a number, got {value!r}.") from None
+                raise ConfigError(f"{section.SECTION}.{item.name} must be a number, got {shown(value)}.") from None
     return values
 
 

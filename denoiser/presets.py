@@ -162,13 +162,31 @@ def resolve_config(
     preset: str = DEFAULT_PRESET, file_values: dict | None = None, overrides: list[dict] = ()
 ) -> RunConfig:
     """The config of a run: a preset, then a YAML file's values, then command-line overrides, in that order;
-    checked as a whole (RunConfig.validate), so a combination that cannot train is refused before anything runs."""
+    checked as a whole (RunConfig.validate), so a combination that cannot train is refused before anything runs.
+
+    An unconditional model (model.condition=none) gets no cross-attention, which would have nothing to attend to,
+    unless the file or an override sets model.cross_attention itself."""
     if preset not in PRESETS:
         raise ConfigError(f"Unknown preset {preset!r}; choose one of {preset_names()}.")
     values = merge(RunConfig().to_dict(), PRESETS[preset])
     check_sections(file_values or {}, "file_values")
-    for layer in [file_values or {}, *overrides]:
+    layers = [file_values or {}, *overrides]
+    for layer in layers:
         values = merge(values, layer)
+    values = without_cross_attention_if_unconditional(values, layers)
     config = RunConfig.from_dict(values)
     config.validate()
     return config
+
+
+def without_cross_attention_if_unconditional(values: dict, layers: list[dict]) -> dict:
+    """`values` with model.cross_attention off at every level where model.condition is none, unless one of the
+    `layers` (a file's values, the overrides) sets it."""
+    model = values.get("model")
+    if not isinstance(model, dict) or model.get("condition") != "none":
+        return values
+    if any(isinstance(layer.get("model"), dict) and "cross_attention" in layer["model"] for layer in layers):
+        return values
+    levels = model.get("width_multipliers")
+    switches = [False] * len(levels) if isinstance(levels, list) else model.get("cross_attention")
+    return merge(values, {"model": {"cross_attention": switches}})

@@ -26,6 +26,7 @@ from denoiser.model import DenoiserUNet
 from denoiser.optimizer import copy_ema_weights
 from denoiser.rundir import CheckpointError, RunDirectory, model_run_info
 from denoiser.sampler import Sampler
+from denoiser.utils.archives import keras_archive_problem
 from denoiser.utils.errors import short_reason
 
 
@@ -43,6 +44,9 @@ def load_model(path: str | os.PathLike, compile: bool = False, ema: bool = False
             f"{path} is not a readable .keras file (perhaps cut short by an interrupted copy); "
             "use another checkpoint, e.g. the previous epoch's."
         )
+    problem = keras_archive_problem(path)
+    if problem:
+        raise CheckpointError(f"{path} is refused: {problem}; use another checkpoint, e.g. the previous epoch's.")
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=compile or ema)
     except Exception as error:  # Keras raises many types, with messages of up to kilobytes of config

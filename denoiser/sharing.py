@@ -38,7 +38,10 @@ PROJECT_URL = "https://github.com/denoiser-project/denoiser"
 
 
 def share(run_dir: str | os.PathLike, destination: str) -> str:
-    """Write the model folder of `run_dir` to `destination`, a folder or `hf://USER/NAME`; returns where it is."""
+    """Write the model folder of `run_dir` to `destination`, a folder or `hf://USER/NAME`; returns where it is.
+
+    `run_dir` is any model that loads: a run directory, a checkpoint in one, `pretrained:NAME`, `hf://USER/NAME`
+    or a model folder (whose weights are averaged already, and which has no optimizer steps to report)."""
     if destination.startswith(HUB_PREFIX):
         return push_to_hub(run_dir, hub_repo_id(destination))
     return write_model_folder(run_dir, destination)
@@ -55,6 +58,7 @@ def write_model_folder(run_dir: str | os.PathLike, out: str | os.PathLike) -> st
         name = PRETRAINED_PREFIX + os.path.basename(out)
     if os.path.isdir(out) and os.listdir(out) and not is_model_folder(out):
         raise ModelNameError(f"{out} is a folder that is not a model folder; give a new or empty folder.")
+    refuse_a_file_in_the_way(out)
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".tmp-model-", dir=parent)
@@ -66,6 +70,18 @@ def write_model_folder(run_dir: str | os.PathLike, out: str | os.PathLike) -> st
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def refuse_a_file_in_the_way(out: str) -> None:
+    """Refuse `out` where it, or a folder it would be made in, is a file: the model folder cannot be written."""
+    path = out
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise ModelNameError(
+            f"{path} is a file, so the model folder {out} cannot be written there; give a folder path that does not "
+            "exist yet or is a folder."
+        )
 
 
 def push_to_hub(run_dir: str | os.PathLike, repo_id: str) -> str:
@@ -100,6 +116,7 @@ def fill_model_folder(run_dir: str | os.PathLike, folder: str, name: str) -> Non
     target = RunDirectory(folder)
     os.makedirs(target.checkpoints)
     trained = load_model(checkpoint, compile=True)
+    optimizer = getattr(trained, "optimizer", None)  # None in a model folder (pretrained:NAME, a pushed one)
     network = load_model(checkpoint)  # no optimizer: the averaged weights go into this copy
     copy_ema_weights(trained, into=network)
     network.save(target.latest)
@@ -108,7 +125,9 @@ def fill_model_folder(run_dir: str | os.PathLike, folder: str, name: str) -> Non
     if grid:
         os.makedirs(target.samples)
         shutil.copyfile(grid, os.path.join(target.samples, os.path.basename(grid)))
-    trained_for = {**(checkpoint_log_row(checkpoint) or {}), "steps": int(trained.optimizer.iterations)}
+    trained_for = checkpoint_log_row(checkpoint) or {}
+    if optimizer is not None:
+        trained_for["steps"] = int(optimizer.iterations)
     card = model_card(config, trained_for, newest_evaluation(run), grid and os.path.basename(grid), name)
     write_text(os.path.join(folder, CARD_NAME), card)
 
@@ -135,6 +154,7 @@ def model_card(config, trained_for: dict, evaluation: dict | None, grid: str | N
     """The README.md of a model folder: what the model is, how it was trained (`trained_for`: the checkpoint's log
     row and its optimizer steps), what it scored (`denoiser evaluate`'s results), and how to use it from `name`."""
     data, model, train = config.data, config.model, config.train
+    path = None if "data.path" in config.unused_settings() else data.path  # a data set read by name has none
     condition = {
         "class": f"class-conditional ({model.num_classes} classes)",
         "vector": f"text-conditioned ({data.encoder})",
@@ -156,9 +176,9 @@ def model_card(config, trained_for: dict, evaluation: dict | None, grid: str | N
         f"block(s) per level.",
         "",
         "## Training",
-        f"- data: `{data.dataset}`" + (f" from `{os.path.basename(str(data.path))}`" if data.path else ""),
+        f"- data: `{data.dataset}`" + (f" from `{os.path.basename(str(path))}`" if path else ""),
     ]
-    if "epoch" in trained_for:
+    if "epoch" in trained_for and "steps" in trained_for:
         lines.append(
             f"- {trained_for['epoch']} epoch(s), {trained_for['steps']} steps of batch {train.batch_size}; "
             f"last epoch's loss {float(trained_for.get('loss', 'nan')):.4f}"

@@ -93,6 +93,14 @@ def test_unknown_label_is_one_clear_line(trained_run, tmp_path, capsys):
     assert "unicorn" in error and "red circle" in error and len(error.splitlines()) == 1
 
 
+def test_a_long_label_is_cut_short_in_its_error(trained_run, tmp_path, capsys):
+    label = "x" * 100_000
+    assert main(["sample", "--checkpoint", str(trained_run), "--label", label, "--out", str(tmp_path / "x.png")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and len(error) < 400
+    assert f"Unknown label '{'x' * 79}... (100000 characters)" in error and "red circle" in error
+
+
 def test_truncated_checkpoint_gives_a_clear_error(trained_run, tmp_path, capsys):
     broken = tmp_path / "broken.keras"
     data = open(os.path.join(trained_run, "checkpoints", "latest.keras"), "rb").read()

@@ -192,6 +192,22 @@ def test_numbers_written_as_text_are_read_as_numbers():
     )
 
 
+def test_a_long_value_is_cut_short_in_its_error():
+    long = "y" * 5000
+    for message in (
+        one_line_error(lambda: parse_override(long)),
+        one_line_error(lambda: resolve_config("shapes", overrides=[{"data": {"encoder": long}}])),
+    ):
+        assert "'yyyy" in message and "... (5000 characters)" in message and len(message) < 400
+
+
+def test_data_path_is_an_unused_setting_of_the_data_sets_read_by_name():
+    assert "data.path" in resolve_config("fashion_mnist", overrides=[{"data": {"path": "x"}}]).unused_settings()
+    for preset in ("images", "captions"):
+        assert "data.path" not in resolve_config(preset, overrides=[{"data": {"path": "x"}}]).unused_settings()
+    assert "data.path" not in RunConfig.from_dict({"data": {"dataset": "arrays"}}).unused_settings()
+
+
 def test_a_yaml_file_with_a_syntax_error_is_one_line_naming_file_and_line(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("train:\n  epochs: 3\nmodel:\n  width_multipliers: [1, 2\n")

@@ -12,6 +12,7 @@ from PIL import Image
 from denoiser import Sampler, build_unet, evaluate, load_image_folder, load_model, train
 from denoiser.callbacks import draw_sample_grid, grid_conditions
 from denoiser.cli import main
+from denoiser.config import ConfigError, parse_override
 from denoiser.data.dataset import Dataset
 from denoiser.data.folders import fit_config_to_folder, read_image_folder
 from denoiser.data.sources import CIFAR10_CLASSES, class_names_for
@@ -159,10 +160,18 @@ def test_a_folder_of_images_trains_an_unconditional_model(tmp_path):
 
 def test_model_condition_none_trains_a_class_folder_unconditionally(tmp_path):
     path = small_class_folder(tmp_path / "pets")
-    config = fit_config_to_folder(
-        tiny_config(*folder_sets(path, "model.condition=none", "model.cross_attention=[false,false]"), preset="images")
-    )
-    assert config.model.condition == "none" and class_names_for(config) == ()
+    network = [text for text in TINY_MODEL_SETS if not text.startswith("model.cross_attention=")]  # the preset's
+    sets = [*network, *QUICK_SAMPLE_SETS, *folder_sets(path, "model.condition=none")]
+    config = fit_config_to_folder(resolve_config("images", overrides=[parse_override(text) for text in sets]))
+    assert config.model.condition == "none" and config.model.cross_attention == [False, False]
+    assert class_names_for(config) == ()
+    run = RunDirectory(tmp_path / "run")
+    args = ["train", "--preset", "images", "--run-dir", str(run.path), "--epochs", "1", "--steps-per-epoch", "2"]
+    assert main(args + [word for text in sets for word in ("--set", text)]) == 0
+    saved = run.read_config()["model"]
+    assert saved["condition"] == "none" and saved["cross_attention"] == [False, False]
+    with pytest.raises(ConfigError, match="cross-attention needs a condition"):  # switched on explicitly: refused
+        resolve_config("images", overrides=[{"model": {"condition": "none", "cross_attention": [False, False, True]}}])
 
 
 # ================================================================================== reading

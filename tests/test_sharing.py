@@ -117,6 +117,30 @@ def test_push_replaces_an_older_model_folder_but_refuses_any_other_folder(traine
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-")]
 
 
+def test_a_pretrained_model_and_a_pushed_folder_can_be_pushed_again(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["push", "pretrained:shapes", str(first)]) == 0  # no optimizer: its weights are averaged already
+    assert main(["push", str(first), str(second)]) == 0
+    for folder in (first, second):
+        assert files_in(folder) == ["README.md", "checkpoints/latest.keras", "config.yaml", "samples/epoch-0006.png"]
+        assert f"--checkpoint {folder} " in (folder / "README.md").read_text()
+        assert RunDirectory(folder).run_config() == RunDirectory(pretrained_path("shapes")).run_config()
+    np.testing.assert_array_equal(sample(str(second)), sample("pretrained:shapes"))
+
+
+def test_push_to_a_file_is_refused_in_one_line_naming_the_fix(trained_run, tmp_path, capsys):
+    existing = tmp_path / "notes.txt"
+    existing.write_text("mine")
+    for destination in (existing, existing / "model"):
+        capsys.readouterr()
+        assert main(["push", trained_run, str(destination)]) == 2
+        error = capsys.readouterr().err.strip()
+        assert len(error.splitlines()) == 1
+        assert f"{existing} is a file" in error and "give a folder path that does not exist yet or is a folder" in error
+    assert existing.read_text() == "mine"
+    assert os.listdir(tmp_path) == ["notes.txt"]
+
+
 def test_push_of_a_folder_that_is_no_run_is_one_line(tmp_path, capsys):
     assert main(["push", str(tmp_path), str(tmp_path / "out")]) == 2
     assert "checkpoints/latest.keras" in capsys.readouterr().err

@@ -13,6 +13,13 @@ from typing import ClassVar
 from denoiser.config import Section
 from denoiser.config_rules import Fraction, Levels, PositiveFloat, PositiveInt, validate_section
 
+# Bounds on what a config may ask for, with a wide margin over Stable Diffusion's, SDXL's and SD3's VAEs (widths up to
+# 512, 4 blocks, 2 layers per block, 16 latent channels, about 84 million parameters).
+MAX_CHANNELS = 4096  # of any width, the images and the latent
+MAX_BLOCKS = 8
+MAX_LAYERS_PER_BLOCK = 8
+MAX_PARAMETERS = 10**9
+
 
 @dataclass
 class AutoencoderConfig(Section):
@@ -35,7 +42,7 @@ class AutoencoderConfig(Section):
     kl_weight: Fraction = 1e-4  # training: the weight of the KL term beside the per-pixel reconstruction loss
 
     def validate(self) -> None:
-        validate_section(self, (norm_groups_divide_every_width,))
+        validate_section(self, (within_limits, norm_groups_divide_every_width))
 
     @property
     def downsampling(self) -> int:
@@ -49,3 +56,52 @@ def norm_groups_divide_every_width(config: AutoencoderConfig) -> str | None:
             f"autoencoder.norm_groups={config.norm_groups} must divide every width {config.widths}; "
             "choose widths that are multiples of norm_groups."
         )
+
+
+def within_limits(config: AutoencoderConfig) -> str | None:
+    """The first size beyond the bounds above, in words, or None (checked before anything is built)."""
+    sizes = [
+        ("widths", len(config.widths), MAX_BLOCKS, "blocks"),
+        ("widths", max(config.widths), MAX_CHANNELS, "channels"),
+        ("layers_per_block", config.layers_per_block, MAX_LAYERS_PER_BLOCK, "layers"),
+        ("image_channels", config.image_channels, MAX_CHANNELS, "channels"),
+        ("latent_channels", config.latent_channels, MAX_CHANNELS, "channels"),
+        ("norm_groups", config.norm_groups, MAX_CHANNELS, "groups"),
+    ]
+    for name, size, limit, what in sizes:
+        if size > limit:
+            return f"autoencoder.{name} asks for {size} {what}, more than the {limit} allowed; is the config right?"
+    if parameter_count(config) > MAX_PARAMETERS:
+        return (
+            f"autoencoder of {parameter_count(config):,} parameters is more than the {MAX_PARAMETERS:,} allowed; "
+            "choose smaller widths or fewer layers."
+        )
+    return None
+
+
+def parameter_count(config: AutoencoderConfig) -> int:
+    """How many weights the autoencoder of `config` has (model.py's layers), counted without building it."""
+
+    def conv(size, inputs, outputs):
+        return size * size * inputs * outputs + outputs
+
+    def resnet(inputs, width):
+        shortcut = conv(1, inputs, width) if inputs != width else 0
+        return 2 * inputs + conv(3, inputs, width) + 2 * width + conv(3, width, width) + shortcut
+
+    def blocks(widths, layers, channels):
+        count = 0
+        for i, width in enumerate(widths):
+            count += sum(resnet(channels if j == 0 else width, width) for j in range(layers))
+            count += conv(3, width, width) if i < len(widths) - 1 else 0  # down- or upsampling
+            channels = width
+        return count
+
+    widths, latent, last = config.widths, config.latent_channels, config.widths[-1]
+    mid = 2 * resnet(last, last) + (2 * last + 4 * (last * last + last) if config.mid_attention else 0)
+    quant = conv(1, 2 * latent, 2 * latent) + conv(1, latent, latent) if config.quant_convs else 0
+    encoder = conv(3, config.image_channels, widths[0]) + blocks(widths, config.layers_per_block, widths[0])
+    encoder += 2 * last + conv(3, last, 2 * latent)
+    decoder = conv(3, latent, last) + blocks(widths[::-1], config.layers_per_block + 1, last)
+    decoder += 2 * widths[0] + conv(3, widths[0], config.image_channels)
+    return encoder + decoder + 2 * mid + quant

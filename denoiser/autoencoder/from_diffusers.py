@@ -6,6 +6,9 @@ its diffusers module path (with "-" for "."), so the weight `encoder.down_blocks
 to the variable `encoder-down_blocks-0-resnets-0/conv1/kernel`. Only the layout differs: a torch conv weight is
 (out, in, kH, kW) where Keras wants (kH, kW, in, out), and a torch linear weight is (out, in) where Keras wants
 (in, out). Any name or shape that does not fit is refused, naming the first one.
+
+Both files may come from anyone: the JSON is read with a size and a nesting limit, the config's sizes are bounded
+(config.py) before any layer is built, and every weight must be finite floating point before any is assigned.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import reprlib
 
 import numpy as np
 
@@ -23,11 +27,15 @@ from denoiser.utils.errors import short_reason
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
+MAX_CONFIG_BYTES = 2**20  # diffusers' config.json is under 1 kB
+MAX_CONFIG_DEPTH = 8  # an object of lists of values: 3 levels
+MAX_SAMPLE_SIZE = 16384  # the image side the VAE was trained at (SD: 512, SDXL and SD3: 1024); unused here
+# What a config.json must give, having no default that fits a real checkpoint.
+REQUIRED_KEYS = ("block_out_channels",)
 # diffusers' AutoencoderKL arguments for what a config.json leaves out (older files lack the newer keys)
 DIFFUSERS_DEFAULTS = {
     "in_channels": 3,
     "out_channels": 3,
-    "block_out_channels": [64],
     "layers_per_block": 1,
     "latent_channels": 4,
     "norm_num_groups": 32,
@@ -59,12 +67,16 @@ def load_diffusers_autoencoder(folder: str) -> Autoencoder:
 
 # ================================================================================== config.json
 def config_from_diffusers(values: dict, source: str) -> AutoencoderConfig:
-    """Our `AutoencoderConfig` for a diffusers `AutoencoderKL` config, or AutoencoderError for one we cannot build."""
-    values = {**DIFFUSERS_DEFAULTS, **values}
+    """Our `AutoencoderConfig` for a diffusers `AutoencoderKL` config, or AutoencoderError for one we cannot build;
+    nothing is built here, so a config asking for too much is refused before it costs anything."""
     if values.get("_class_name", "AutoencoderKL") != "AutoencoderKL":
         raise AutoencoderError(
-            f"{source} describes a {values['_class_name']!r} model; only diffusers' AutoencoderKL loads here."
+            f"{source} describes a {_short(values['_class_name'])} model; only diffusers' AutoencoderKL loads here."
         )
+    missing = [key for key in REQUIRED_KEYS if key not in values]
+    if missing:
+        raise AutoencoderError(f"{source} has no {missing[0]}; is it the config.json of diffusers' AutoencoderKL?")
+    values = {**DIFFUSERS_DEFAULTS, **values}
     try:
         config = AutoencoderConfig(
             image_channels=values["in_channels"],
@@ -78,7 +90,8 @@ def config_from_diffusers(values: dict, source: str) -> AutoencoderConfig:
             shift_factor=values["shift_factor"] or 0.0,
         )
     except ConfigError as error:
-        raise AutoencoderError(f"{source} describes an autoencoder we cannot build: {error}") from error
+        reason = str(error) if len(str(error)) <= 300 else str(error)[:297] + "..."  # it quotes the value given
+        raise AutoencoderError(f"{source} describes an autoencoder we cannot build: {reason}") from error
     problem = _unsupported(values, len(config.widths))
     if problem:
         raise AutoencoderError(f"{source} describes an AutoencoderKL with {problem}, which ours does not have.")
@@ -88,15 +101,25 @@ def config_from_diffusers(values: dict, source: str) -> AutoencoderConfig:
 def _unsupported(values: dict, levels: int) -> str | None:
     """What in a diffusers AutoencoderKL config our architecture does not have, in words, or None."""
     if values["in_channels"] != values["out_channels"]:
-        return f"in_channels={values['in_channels']} but out_channels={values['out_channels']}"
+        return f"in_channels={_short(values['in_channels'])} but out_channels={_short(values['out_channels'])}"
     if values["act_fn"] != "silu":
-        return f"act_fn={values['act_fn']!r} (ours is 'silu')"
+        return f"act_fn={_short(values['act_fn'])} (ours is 'silu')"
     if values["use_quant_conv"] != values["use_post_quant_conv"]:
         return "only one of use_quant_conv and use_post_quant_conv (ours has both or neither)"
     for key, kind in (("down_block_types", "DownEncoderBlock2D"), ("up_block_types", "UpDecoderBlock2D")):
-        if list(values.get(key, [kind] * levels)) != [kind] * levels:
-            return f"{key}={values[key]} (ours is {kind} for each of the {levels} block_out_channels)"
+        types = values.get(key, [kind] * levels)
+        if not isinstance(types, (list, tuple)) or list(types) != [kind] * levels:
+            return f"{key}={_short(types)} (ours is {kind} for each of the {levels} block_out_channels)"
+    sizes = values.get("sample_size", 0)
+    sizes = sizes if isinstance(sizes, (list, tuple)) else [sizes]
+    if not all(type(size) is int and 0 <= size <= MAX_SAMPLE_SIZE for size in sizes):
+        return f"sample_size={_short(values['sample_size'])} (integers up to {MAX_SAMPLE_SIZE})"
     return None
+
+
+def _short(value) -> str:
+    """A value of an untrusted file for a message: its repr, cut short (reprlib) however long or deep it is."""
+    return reprlib.repr(value)
 
 
 # ================================================================================== the weights
@@ -140,7 +163,14 @@ def diffusers_names(model: Autoencoder) -> dict[str, object]:
 
 def keras_layout(tensor: np.ndarray, shape: tuple, name: str, source: str) -> np.ndarray:
     """A torch-layout weight as the Keras variable of `shape` holds it, or AutoencoderError naming the mismatch."""
-    tensor, in_file = np.asarray(tensor, dtype="float32"), tuple(np.shape(tensor))
+    tensor, in_file = np.asarray(tensor), tuple(np.shape(tensor))
+    if not np.issubdtype(tensor.dtype, np.floating):
+        raise AutoencoderError(f"{source}: {name} holds {tensor.dtype} values; an AutoencoderKL's weights are floats.")
+    tensor = tensor.astype("float32")
+    if not np.isfinite(tensor).all():
+        raise AutoencoderError(
+            f"{source}: {name} holds NaN or infinite values (as float32); the file is damaged or its training diverged."
+        )
     if len(shape) == 4 and tensor.ndim == 4:  # a conv: (out, in, kH, kW) -> (kH, kW, in, out)
         tensor = tensor.transpose(2, 3, 1, 0)
     elif len(shape) == 2 and in_file[2:] in ((), (1, 1)):  # a linear layer (or a 1x1 conv): (out, in) -> (in, out)
@@ -166,14 +196,36 @@ def _new_attention_name(match: re.Match) -> str:
 
 # ================================================================================== files
 def read_json(path: str) -> dict:
+    """The JSON object of a config.json, refusing one too large or too deeply nested to be a config."""
+    too_deep = f"{path} nests its JSON too deeply to be a config; is it diffusers' config.json?"
     try:
-        with open(path, encoding="utf-8") as file:
-            values = json.load(file)
+        with open(path, "rb") as file:
+            text = file.read(MAX_CONFIG_BYTES + 1)
+        values = json.loads(text) if len(text) <= MAX_CONFIG_BYTES else None
+    except RecursionError:  # json.loads recurses once per level
+        raise AutoencoderError(too_deep) from None
     except (OSError, ValueError) as error:
         raise AutoencoderError(f"Cannot read {path} ({short_reason(error)}); is it diffusers' config.json?") from error
+    if len(text) > MAX_CONFIG_BYTES:
+        raise AutoencoderError(f"{path} is over {MAX_CONFIG_BYTES:,} bytes, too large for diffusers' config.json.")
+    if nesting_depth(values) > MAX_CONFIG_DEPTH:
+        raise AutoencoderError(too_deep)
     if not isinstance(values, dict):
         raise AutoencoderError(f"{path} is not a JSON object of settings; is it diffusers' config.json?")
     return values
+
+
+def nesting_depth(value) -> int:
+    """How many levels of lists and objects `value` has, counted level by level (no recursion to run out of)."""
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        level = [child for item in level if isinstance(item, (list, dict)) for child in _children(item)]
+    return depth
+
+
+def _children(item: list | dict) -> list:
+    return list(item.values()) if isinstance(item, dict) else item
 
 
 def read_safetensors(path: str) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ import zipfile
 
 import keras
 
+from denoiser.autoencoder.config import MAX_PARAMETERS
 from denoiser.autoencoder.from_diffusers import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -20,9 +21,12 @@ from denoiser.autoencoder.from_diffusers import (
     load_diffusers_autoencoder,
 )
 from denoiser.autoencoder.model import Autoencoder, AutoencoderError
+from denoiser.utils.archives import keras_archive_problem
 from denoiser.utils.errors import short_reason
 
 DIFFUSERS_FILES = [CONFIG_FILE, WEIGHTS_FILE, f"vae/{CONFIG_FILE}", f"vae/{WEIGHTS_FILE}"]
+# The most a .keras autoencoder can inflate to: float32 weights and an optimizer's two moments, with room to spare.
+MAX_KERAS_BYTES = 16 * MAX_PARAMETERS
 
 
 def load_autoencoder(path: str | os.PathLike) -> Autoencoder:
@@ -43,9 +47,13 @@ def load_autoencoder(path: str | os.PathLike) -> Autoencoder:
 
 
 def load_keras_autoencoder(path: str) -> Autoencoder:
-    """A `.keras` file that holds an `Autoencoder`, loaded without executing code from it."""
+    """A `.keras` file that holds an `Autoencoder`, loaded without executing code from it, nor inflating more of it
+    than an autoencoder can need."""
     if not zipfile.is_zipfile(path):
         raise AutoencoderError(f"{path} is not a readable .keras file; give an autoencoder saved with .save(PATH).")
+    problem = keras_archive_problem(path, MAX_KERAS_BYTES)
+    if problem:
+        raise AutoencoderError(f"{path} is refused: {problem}; give an autoencoder saved with .save(PATH).")
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # Keras raises many types, with messages of up to kilobytes of config

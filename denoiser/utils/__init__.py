@@ -8,4 +8,5 @@ terminal.py  whether the output is a terminal (or a notebook cell), where a bar 
 quiet.py     TensorFlow's start-up lines kept off stderr
 download.py  Google Drive downloads through gdown, with checksums
 keras_cache.py  the folder Keras keeps its downloads in (KERAS_HOME, else ~/.keras)
+archives.py  the member sizes a .keras file (a zip) declares, checked before Keras inflates them
 """

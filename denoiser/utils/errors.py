@@ -1,7 +1,8 @@
 """Third-party error messages, cut to one short line for our own one-line errors.
 
 Keras, Hugging Face, open_clip and requests raise messages of several paragraphs (a whole model config, a
-chain of connection errors). Ours name the problem and the fix in one line and quote only the start of theirs.
+chain of connection errors). Ours name the problem and the fix in one line and quote only the start of theirs,
+and of a long value the user gave (`shown`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ def short_reason(error: BaseException, limit: int = 160) -> str:
     lines = str(error).strip().splitlines() or [""]
     reason = f"{type(error).__name__}: {lines[0].strip()}"
     return reason if len(reason) <= limit else reason[: limit - 3].rsplit(" ", 1)[0] + "..."
+
+
+def shown(value, limit: int = 80) -> str:
+    """A user's value for a one-line message: its repr(), cut to `limit` characters then "... (N characters)"."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(value) if isinstance(value, str) else len(text)} characters)"
 
 
 def network_cause(error: BaseException) -> BaseException | None:
