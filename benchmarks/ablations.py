@@ -279,8 +279,8 @@ def load_results() -> list[dict]:
 def table(rows: list[dict]) -> str:
     """Round 3's rows: each judge's accuracy and FD / floor, averaged weights (raw weights in brackets)."""
     lines = [
-        "| budget | variant | what it changes | training FLOPs | package judge: accuracy, FD / floor "
-        "(raw weights) | second judge: accuracy, FD / floor (raw) | samples from the same noise |",
+        "| budget | variant | what it changes | training FLOPs | package judge: accuracy, FD (x floor), averaged "
+        "weights; raw weights | second judge: the same | samples from the same noise |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
@@ -291,9 +291,9 @@ def table(rows: list[dict]) -> str:
             text = []
             for weights in ("averaged", "raw"):
                 if f"{weights}_{judge}_fd" in row:
-                    ratio = row[f"{weights}_{judge}_fd"] / row[f"{weights}_{judge}_fd_real"]
-                    text.append(f"{row[f'{weights}_{judge}_accuracy']:.3f}, {ratio:.1f}x")
-            judged.append(text[0] + (f" ({text[1]})" if len(text) > 1 else ""))
+                    fd, floor = row[f"{weights}_{judge}_fd"], row[f"{weights}_{judge}_fd_real"]
+                    text.append(f"{row[f'{weights}_{judge}_accuracy']:.3f}, {fd:.3g} ({fd / floor:.1f}x)")
+            judged.append("; raw ".join(text))
         lines.append(
             f"| {row['budget']} | `{row['variant']}` | {row['description']} | "
             f"{row['training_flops'] / 1e12:.1f} TFLOP | {judged[0]} | {judged[1]} | "
