@@ -34,7 +34,6 @@ Ampere and later cards (TensorFlow's default), so its peak there is the TF32 one
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import sys
@@ -54,6 +53,7 @@ from denoiser.callbacks import averaged_weights_sampler
 from denoiser.data.dataset import DataError
 from denoiser.evaluation.classifier import build_classifier, cache_path, load_classifier, predict_classes
 from denoiser.evaluation.metrics import conditional_accuracy
+from denoiser.training import policy_named
 from denoiser.utils.keras_cache import keras_home
 
 PRESETS = ("fashion_mnist_fast", "cifar10", "laion64")
@@ -209,18 +209,6 @@ def unsupported(device: dict, precision: str) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def precision_policy(precision: str):
-    """Build and train under Keras's dtype policy `precision`, then restore the previous one (training.dtype_policy,
-    which can only pick float16 on a GPU)."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
 # ================================================================================== training
 def benchmark_config(name: str, smoke: bool):
     """The preset's config (laion64 with CLIP's condition shape); with `smoke`, a tiny network and batch."""
@@ -235,7 +223,7 @@ def benchmark_config(name: str, smoke: bool):
 def training_figures(name, config, precision: str, xla: bool, settings: dict, device: dict, flops: dict) -> dict:
     """Images/s of `model.fit` in `precision`, its FLOP/s and their share of the card's peak (`flops` caches the
     FLOPs of a training step per preset, which no precision changes)."""
-    with precision_policy(precision):
+    with policy_named(precision):
         rate, model = training_speed(config, settings["train_steps"], warmup=settings["warmup"], xla=xla)
     if name not in flops:
         flops[name] = step_flops(model, config)["training_step_flops"]

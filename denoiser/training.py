@@ -186,12 +186,18 @@ def make_strategy(name: str):
     return tf.distribute.TPUStrategy(resolver)
 
 
-@contextlib.contextmanager
 def dtype_policy(mixed: bool):
-    """Use a mixed-precision policy while building and training, then restore the previous one."""
+    """Use a mixed-precision policy while building and training (the device's, see mixed_precision_policy), then
+    restore the previous one."""
+    return policy_named(mixed_precision_policy() if mixed else keras.config.dtype_policy())
+
+
+@contextlib.contextmanager
+def policy_named(name):
+    """Use Keras's global dtype policy `name` ("mixed_bfloat16", ...) while building and training, then restore
+    the previous one."""
     previous = keras.config.dtype_policy()
-    if mixed:
-        keras.config.set_dtype_policy(mixed_precision_policy())
+    keras.config.set_dtype_policy(name)
     try:
         yield
     finally:

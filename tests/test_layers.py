@@ -13,7 +13,6 @@ A new registered layer without a case in CASES fails test_every_registered_layer
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import inspect
@@ -41,6 +40,7 @@ from denoiser.layers import (
     SinusoidalEmbedding,
 )
 from denoiser.model import DenoiserUNet
+from denoiser.training import policy_named
 
 # bfloat16 keeps 8 bits of mantissa: a few layers of it stay within a few percent of the float32 outputs' scale.
 MIXED_TOLERANCE = 0.05
@@ -106,17 +106,6 @@ CASES = [
 each_layer = pytest.mark.parametrize("case", CASES, ids=[case.layer.__name__ for case in CASES])
 
 
-@contextlib.contextmanager
-def dtype_policy(name: str):
-    """Build layers under the global dtype policy `name` (as training.dtype_policy does), then restore it."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
 def built(case: LayerCase, seed: int = 0):
     """A layer of `case`, built on its example input and given random weights, and that input."""
     layer, inputs = case.make(), case.inputs()
@@ -167,7 +156,7 @@ def test_a_keras_file_of_a_model_around_it_loads_in_safe_mode_with_the_same_outp
 
 @each_layer
 def test_float32_outputs_are_finite_float32_of_the_symbolic_shape(case):
-    with dtype_policy("float32"):
+    with policy_named("float32"):
         layer, inputs = built(case)
     result = layer(inputs, training=False)
     assert dtype(result) == "float32" and np.isfinite(ops.convert_to_numpy(result)).all()
@@ -177,7 +166,7 @@ def test_float32_outputs_are_finite_float32_of_the_symbolic_shape(case):
 @each_layer
 def test_mixed_bfloat16_outputs_are_finite_in_the_compute_dtype_and_near_float32s(case):
     reference, inputs = built(case)
-    with dtype_policy("mixed_bfloat16"):
+    with policy_named("mixed_bfloat16"):
         layer = case.make()
     layer(inputs)
     layer.set_weights(reference.get_weights())
